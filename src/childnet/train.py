@@ -10,6 +10,7 @@ Determinism: for a given ``seed`` on CPU, batches, dropout and initialisation ar
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Sequence
 
@@ -103,14 +104,20 @@ def cross_entropy_loss(model: nn.Module, x: Inputs, y: torch.Tensor, state: Trai
     return {"ce": F.cross_entropy(model(x), y)}
 
 
+# Held while the process-global RNGs are seeded, and by callers that seed and then draw from them
+# (model initialisation), so threads of one process do not interleave a seed and its draws.
+RNG_LOCK = threading.RLock()
+
+
 def seed_everything(seed: int) -> None:
     import random
 
     import numpy as np
 
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    with RNG_LOCK:
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
 
 
 def _param_groups(params: Iterable[nn.Parameter], cfg: TrainConfig) -> list[dict]:

@@ -31,7 +31,8 @@ class Context:
         progress: ``progress(done, total, record)`` for long loops (epochs).
         log: one-line messages.
         workdir: scratch folder of this unit (for intermediate checkpoints), if any.
-        executor: the runner's executor, for methods that fan out (random search).
+        executor: an optional ``concurrent.futures`` executor for methods that fan out (random search);
+            the runner leaves it None, since its units already keep every worker busy.
     """
 
     seed: int = 0
