@@ -6,7 +6,7 @@ Runs :func:`childnet.evaluate.diversity.diversity_for_run` on the run (figures p
 ``RUN/diversity/``) and writes ``benchmarks/results/<name>.json``: per method label and per seed, the
 ensemble's accuracy / NLL / ECE, its members' mean accuracy, training compute (MACs, parent separate),
 pairwise disagreement, KL and linear CKA per layer (between members, and members vs parent), each with
-mean and std over seeds. Figures for ``docs/results/ensemble.md`` go to ``docs/results/ensemble/``:
+mean and std over seeds. Figures for the ensemble section of ``docs/results.md`` go to ``docs/results/ensemble/``:
 accuracy and NLL against training compute, CKA per layer, and seed 0's CKA heat-maps and
 activation-maximisation grids.
 """
