@@ -69,6 +69,17 @@ class Lineage:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
+def read_card(path: str | Path) -> dict:
+    """The lineage card (``child.json``) of a child folder, as a dict; a clear error if there is none."""
+    card_path = Path(path) / "child.json"
+    if not card_path.exists():
+        raise ChildnetError(f"{path} is not a child folder (no child.json)")
+    try:
+        return json.loads(card_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ChildnetError(f"{card_path} is not valid JSON ({err})") from None
+
+
 @dataclass
 class Child:
     """A derived model with its lineage card and (optional) masks."""
@@ -101,13 +112,7 @@ class Child:
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Child":
         """Rebuild the model from ``child.json`` and load its safetensors weights (no pickle)."""
         path = Path(path)
-        card_path = path / "child.json"
-        if not card_path.exists():
-            raise ChildnetError(f"{path} is not a child folder (no child.json)")
-        try:
-            card = json.loads(card_path.read_text())
-        except json.JSONDecodeError as err:
-            raise ChildnetError(f"{card_path} is not valid JSON ({err})") from None
+        card = read_card(path)
         lineage = Lineage(**{k: v for k, v in card.items() if k in Lineage.__dataclass_fields__})
         arch = dict(lineage.architecture)
         model = build_model(arch, tuple(arch.get("input_shape", ())), arch.get("num_classes", 0))

@@ -121,13 +121,9 @@ def validate(experiment: Path = typer.Argument(..., help="experiment YAML file")
 @app.command()
 def show(child_dir: Path = typer.Argument(..., help="a child folder (child.json + model.safetensors)")) -> None:
     """Print the lineage card of a saved child."""
-    card_path = child_dir / "child.json"
-    if not card_path.exists():
-        raise ChildnetError(f"{child_dir} is not a child folder (no child.json)")
-    try:
-        card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ChildnetError(f"{card_path} is not valid JSON ({err})") from None
+    from .child import read_card
+
+    card = read_card(child_dir)
     table = Table(title=f"child {child_dir}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
