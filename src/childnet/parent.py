@@ -26,7 +26,7 @@ from .errors import ChildnetError
 from .evaluate import evaluate_model
 from .models.base import build_model
 from .tasks.base import Task, load_task
-from .train import TrainConfig, fit
+from .train import RNG_LOCK, TrainConfig, fit, seed_everything
 
 __all__ = ["Parent", "get_parent", "cache_dir", "TRAINER_VERSION"]
 
@@ -101,7 +101,9 @@ def get_parent(
     """
     cfg = cfg if isinstance(cfg, ParentConfig) else ParentConfig(**cfg)
     ptask = load_task(cfg.task) if cfg.task is not None else task
-    model = build_model(cfg.model, ptask.input_shape, ptask.num_classes)
+    with RNG_LOCK:  # the initial weights depend on the parent's seed only (and so does its cache key)
+        seed_everything(cfg.seed)
+        model = build_model(cfg.model, ptask.input_shape, ptask.num_classes)
     if cfg.checkpoint:
         load_state_checked(model, load_tensors(cfg.checkpoint),
                            f"parent.checkpoint {cfg.checkpoint} does not fit parent.model {cfg.model}")

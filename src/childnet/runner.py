@@ -193,23 +193,41 @@ def _load(experiment) -> ExperimentConfig:
     return load_experiment(experiment)
 
 
-def _train_parents(cfg: ExperimentConfig, device: str, log, progress_factory) -> None:
-    """Train (or load from cache) each distinct parent once, in the main process, before fan-out."""
+def _train_parents(cfg: ExperimentConfig, device: str, log, progress_factory) -> dict[str, str]:
+    """Train (or load from cache) each distinct parent once, in the main process, before fan-out.
+
+    Returns the parent fingerprint of every setting id.
+    """
     from .parent import get_parent
     from .tasks.base import load_task
 
-    seen = set()
+    fingerprints: dict[str, str] = {}
+    by_key: dict[str, str] = {}
     for s in cfg.settings():
         task_spec = cfg.task_for(s)
         key = stable_hash({"task": cfg.parent.task or task_spec, "parent": cfg.parent.model_dump()})
-        if key in seen:
-            continue
-        seen.add(key)
-        task = load_task(task_spec)
-        with progress_factory("parent") as cb:
-            parent = get_parent(cfg.parent, task, device=device, log=log, progress=cb)
-        log(f"parent: {parent.spec.get('name')} — test accuracy {parent.metrics.get('accuracy', float('nan')):.4f}, "
-            f"{parent.metrics.get('params', 0):,} parameters ({parent.source})")
+        if key not in by_key:
+            task = load_task(task_spec)
+            with progress_factory("parent") as cb:
+                parent = get_parent(cfg.parent, task, device=device, log=log, progress=cb)
+            log(f"parent: {parent.spec.get('name')} — test accuracy "
+                f"{parent.metrics.get('accuracy', float('nan')):.4f}, "
+                f"{parent.metrics.get('params', 0):,} parameters ({parent.source})")
+            by_key[key] = parent.fingerprint
+        fingerprints[s.id] = by_key[key]
+    return fingerprints
+
+
+def _check_same_parents(records: list[dict], fingerprints: dict[str, str], out: Path) -> None:
+    """Refuse to resume when the parent is not the one the finished units were derived from."""
+    for rec in records:
+        want = fingerprints.get(rec.get("setting"))
+        got = (rec.get("parent") or {}).get("fingerprint")
+        if want and got and got != want:
+            raise ChildnetError(
+                f"the parent of {out} differs from the one its finished units were derived from (fingerprint "
+                f"{got}, now {want}: was the parent cache cleared?); resume with the same parent cache "
+                "(CHILDNET_CACHE) or start a new --out folder — children of different parents are never mixed")
 
 
 def run(
@@ -250,14 +268,15 @@ def run(
     _prepare_out(out, cfg)
     results_path = out / "results.jsonl"
     _repair_tail(results_path)
-    done = {r["unit"] for r in read_results(out) if r.get("status") == "ok"}
+    finished = [r for r in read_results(out) if r.get("status") == "ok"]
+    done = {r["unit"] for r in finished}
     units = plan_units(cfg)
     pending = [u for u in units if u.key not in done]
     result = RunResult(out=out, skipped=len(units) - len(pending))
     if result.skipped:
         log(f"resuming: {result.skipped} of {len(units)} units already finished in {out}")
     if pending:
-        _train_parents(cfg, device, log, progress.epochs)
+        _check_same_parents(finished, _train_parents(cfg, device, log, progress.epochs), out)
         _execute(cfg, pending, out, workers, device, results_path, result, log, progress)
     if report:
         result.report = _write_report(out, log)
