@@ -92,6 +92,30 @@ def test_killed_run_resumes_without_redoing_or_corrupting(tmp_path):
     assert after[: len(before)] == before  # finished units were not redone
 
 
+
+def test_ctrl_c_with_workers_stops_at_once_and_resumes(tmp_path):
+    raw = dict(TINY, methods=["scratch"], seeds=8, defaults={"child": {"name": "cnn", "width": 4, "depth": 2},
+                                                             "train": {"epochs": 6, "lr": 0.01}})
+    exp, out = write(tmp_path, raw), tmp_path / "run"
+    proc = subprocess.Popen(CLI + ["run", str(exp), "--out", str(out), "--workers", "2", "--quiet"],
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    results = out / "results.jsonl"
+    deadline = time.time() + 180
+    while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    before = ok_units(out)
+    assert 1 <= len(before) < 8
+    time.sleep(1.0)  # no worker is left running the queue after the command returned
+    saved = sorted(p.parent.name for p in (out / "children").rglob("child.json"))
+    assert len(saved) <= len(before) + 2  # at most the units that were in flight
+    assert ok_units(out) == before
+    cli("run", exp, "--out", out, "--workers", "0", "--quiet", check=0)
+    after = ok_units(out)
+    assert after[: len(before)] == before and len(after) == 8
+
 def test_nan_loss_stops_that_unit_only(tmp_path):
     raw = dict(TINY, seeds=1, methods=["scratch", {"name": "scratch", "label": "exploding",
                                                    "train": {"lr": 1e30, "optimizer": "sgd", "schedule": "constant"}}])

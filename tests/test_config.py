@@ -96,3 +96,10 @@ def test_every_experiment_validates_and_opens_with_its_command(path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("# Run:"), f"{path.name} must open with the command that runs it"
     assert yaml.safe_load(path.read_text())
+
+
+def test_sweep_of_a_field_no_method_has_or_that_a_method_sets_is_refused():
+    with pytest.raises(ConfigError, match=r"sweep\.temperatur: no method in this experiment has a field"):
+        parse_experiment(dict(BASE, methods=["kd"], sweep={"temperatur": [1, 2]}))
+    with pytest.raises(ConfigError, match=r"methods\[0\]\(kd\)\.temperature: set here and swept"):
+        parse_experiment(dict(BASE, methods=[{"name": "kd", "temperature": 3}], sweep={"temperature": [1, 2]}))

@@ -78,3 +78,45 @@ def test_arrays_csv(tmp_path):
 def test_unknown_task_option():
     with pytest.raises(ChildnetError, match="unknown field"):
         load_task({"name": "digits", "n_trian": 3})
+
+
+def _image_npz(path, **over):
+    rng = np.random.default_rng(0)
+    data = {"x_train": rng.random((40, 1, 6, 6), dtype=np.float32), "y_train": np.arange(40) % 3,
+            "x_test": rng.random((12, 1, 6, 6), dtype=np.float32), "y_test": np.arange(12) % 3}
+    data.update(over)
+    np.savez(path, **data)
+    return str(path)
+
+
+@pytest.mark.parametrize("over, needle", [
+    ({"x_train": np.zeros((40, 6, 6, 1), np.float32), "x_test": np.zeros((12, 6, 6, 1), np.float32)},
+     "looks channels-last"),
+    ({"y_train": np.array(list("abc") * 13 + ["a"])}, "integer class labels"),
+    ({"x_train": np.full((40, 1, 6, 6), np.nan, np.float32)}, "NaN or infinite"),
+    ({"y_test": np.array([0, 1, 2, 7] * 3)}, "never in y_train"),
+    ({"y_train": np.zeros(40, int), "y_test": np.zeros(12, int)}, "at least 2 classes"),
+])
+def test_bad_arrays_are_refused_with_a_sentence(tmp_path, over, needle):
+    with pytest.raises(DataError, match=needle):
+        load_task({"name": "arrays", "path": _image_npz(tmp_path / "d.npz", **over)})
+
+
+def test_changed_data_file_is_not_served_a_stale_cached_parent(tmp_path):
+    from childnet import get_parent
+
+    path = _image_npz(tmp_path / "d.npz")
+    cfg = {"model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1}}
+    first = get_parent(cfg, load_task({"name": "arrays", "path": path}))
+    _image_npz(tmp_path / "d.npz", y_train=(np.arange(40) + 1) % 3)  # same file name, new labels
+    msgs = []
+    second = get_parent(cfg, load_task({"name": "arrays", "path": path}), log=msgs.append)
+    assert second.source == "trained" and not any("reused" in m for m in msgs)
+    assert first.fingerprint != second.fingerprint
+
+
+def test_pretrained_needs_a_model_that_ships_weights():
+    from childnet import get_parent
+
+    with pytest.raises(ConfigError, match="model 'cnn' has no pretrained weights.*minilm"):
+        get_parent({"model": {"name": "cnn"}, "pretrained": True}, load_task("digits"))

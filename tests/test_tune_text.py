@@ -147,3 +147,18 @@ def test_cli_bad_fraction_and_bad_csv_end_in_one_message_and_exit_code_2(tmp_pat
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(bad_csv))
     code, out = _cli("run", tmp_path / "c.yaml", "--out", tmp_path / "run", "--workers", "0")
     assert code == 2 and "no 'label' column" in out and "Traceback" not in out
+
+
+def test_empty_texts_single_class_and_non_text_models_are_clear_errors(tmp_path, text_task):
+    from childnet.errors import ConfigError, DataError
+    from childnet.models.base import build_model
+
+    empty = _write_csv(tmp_path / "empty.csv", SENTENCES[:6] + [("  ", "pos")])
+    with pytest.raises(DataError, match="1 rows have an empty 'text'"):
+        load_task({"name": "text-csv", "path": str(empty)})
+    one = _write_csv(tmp_path / "one.csv", [(t, "pos") for t, _ in SENTENCES])
+    with pytest.raises(DataError, match="at least 2 classes"):
+        load_task({"name": "text-csv", "path": str(one)})
+    for name in ("mlp", "cnn"):
+        with pytest.raises(ConfigError, match=f"model {name}: needs"):
+            build_model({"name": name}, text_task.input_shape, text_task.num_classes)

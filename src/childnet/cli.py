@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     click_errors = _click_errors()
     try:
         code = app(args=argv, standalone_mode=False)
+        if code == 130:  # typer's answer to Ctrl-C outside standalone mode
+            _interrupted()
         sys.exit(code if isinstance(code, int) else 0)
     except ChildnetError as err:
         err_console.print("error: ", style="bold red", end="")
@@ -199,12 +201,17 @@ def main(argv: list[str] | None = None) -> None:
         err.show()
         sys.exit(getattr(err, "exit_code", 2))
     except KeyboardInterrupt:
-        err_console.print("interrupted: finished units are saved; run the same command again to resume.")
-        sys.exit(130)
-    except Exception as err:  # click's Abort (Ctrl-C at a prompt) and friends
+        _interrupted()
+    except Exception as err:  # click turns Ctrl-C into Abort when it is not in standalone mode
         if type(err).__name__ == "Abort":
-            sys.exit(130)
+            _interrupted()
         raise
+
+
+def _interrupted() -> None:
+    err_console.print("interrupted: finished units are saved; run the same command again to resume.",
+                      markup=False, highlight=False, soft_wrap=True)
+    sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,7 +53,7 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> list[str]
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"]))
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field"
         got = e.get("input")
@@ -177,6 +177,7 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
         problems.append(f"methods: expected a non-empty list of methods (got {raw_methods!r})")
         return specs
     used_defaults: set[str] = set()
+    used_sweep: set[str] = set()
     for i, raw in enumerate(raw_methods):
         raw = {"name": raw} if isinstance(raw, str) else raw
         if not isinstance(raw, dict) or "name" not in raw:
@@ -198,6 +199,10 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
         opts.update({k: v for k, v in raw.items() if k != "name"})
         swept = {k: vals for k, vals in sweep.items() if "." not in k and k in fields and isinstance(vals, list) and vals}
         used_defaults |= set(swept)
+        used_sweep |= set(swept)
+        for k in sorted(set(swept) & (set(raw) - {"name"})):
+            problems.append(f"methods[{i}]({label}).{k}: set here and swept by sweep.{k}, which would override it; "
+                            "drop one of the two")
         n_sweep = max((len(v) for v in swept.values()), default=1)
         for j in range(n_sweep):  # every swept value is checked, not only the first
             check = dict(opts, **{k: vals[min(j, len(vals) - 1)] for k, vals in swept.items()})
@@ -210,6 +215,11 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
     for k in (defaults or {}):
         if k not in used_defaults:
             problems.append(f"defaults.{k}: no method in this experiment has a field '{k}'")
+    if len(specs) == len(raw_methods):  # (an unknown method hides its fields)
+        for k in sweep or {}:
+            if "." not in k and k not in used_sweep:
+                problems.append(f"sweep.{k}: no method in this experiment has a field '{k}' (task fields are "
+                                f"swept as task.{k})")
     return specs
 
 

@@ -25,7 +25,7 @@ from .config import ParentConfig, stable_hash
 from .errors import ChildnetError
 from .evaluate import evaluate_model
 from .models.base import build_model
-from .tasks.base import Task, load_task
+from .tasks.base import Task, data_fingerprint, load_task
 from .train import RNG_LOCK, TrainConfig, fit, seed_everything
 
 __all__ = ["Parent", "get_parent", "cache_dir", "TRAINER_VERSION"]
@@ -76,8 +76,8 @@ class Parent:
 
 def _key(cfg: ParentConfig, task: Task) -> str:
     train = TrainConfig(**cfg.train).model_dump()
-    return stable_hash({"task": task.spec, "model": cfg.model, "train": train, "seed": cfg.seed,
-                        "trainer": TRAINER_VERSION})
+    return stable_hash({"task": task.spec, "data": data_fingerprint(task), "model": cfg.model, "train": train,
+                        "seed": cfg.seed, "trainer": TRAINER_VERSION})
 
 
 def get_parent(
@@ -109,6 +109,7 @@ def get_parent(
                            f"parent.checkpoint {cfg.checkpoint} does not fit parent.model {cfg.model}")
         return _finish(model, ptask, cfg, "checkpoint", device, path=cfg.checkpoint)
     if cfg.pretrained:
+        _check_pretrained(cfg)
         return _finish(model, ptask, cfg, "pretrained", device)
     key = _key(cfg, ptask)
     folder = cache_dir() / "parents" / key
@@ -126,6 +127,21 @@ def get_parent(
         _write_cache(folder, model, cfg, parent)
         parent.path = str(folder)
     return parent
+
+
+def _check_pretrained(cfg: ParentConfig) -> None:
+    """``pretrained: true`` needs a model that ships weights (and does not switch them off)."""
+    from .errors import ConfigError
+    from .registry import MODELS
+
+    name = cfg.model.get("name")
+    with_weights = [n for n in MODELS.names() if "pretrained" in getattr(MODELS.get(n).config, "model_fields", {})]
+    if name not in with_weights:
+        raise ConfigError(f"parent.pretrained: model '{name}' has no pretrained weights (models that do: "
+                          f"{', '.join(with_weights) or 'none'}); train it (parent.train) or load parent.checkpoint")
+    if cfg.model.get("pretrained") is False:
+        raise ConfigError("parent.pretrained is true but parent.model.pretrained is false: a randomly initialised "
+                          "model is not a pretrained parent; drop one of the two")
 
 
 def _finish(model, task, cfg, source, device, path=None, metrics=None, history=None) -> Parent:

@@ -126,8 +126,13 @@ def _prepare_out(out: Path, cfg: ExperimentConfig) -> None:
 
 
 def _init_worker(threads: int, cache: str | None) -> None:
+    import signal
+
     import torch
 
+    # Ctrl-C reaches the whole process group: the main process decides (it stops the workers), so a
+    # worker neither dies half-way through writing nor goes on with the queue.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     if cache:
         os.environ["CHILDNET_CACHE"] = cache
@@ -320,8 +325,13 @@ def _execute(cfg, pending, out, workers, device, results_path, result, log, prog
                     rec = f.result()
                     record(rec)
                     advance(rec)
-        except BaseException:
+        except BaseException:  # Ctrl-C or an error here: stop now; finished units are already appended
+            workers_alive = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers_alive:  # units in flight are lost (they were not finished), queued ones never start
+                proc.terminate()
+            for proc in workers_alive:
+                proc.join(timeout=10)
             raise
         pool.shutdown(wait=True)
 

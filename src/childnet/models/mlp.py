@@ -36,4 +36,9 @@ class MLP(ChildnetModel):
 @MODELS.register("mlp", config=MLPConfig)
 def mlp(cfg: MLPConfig, input_shape: tuple, num_classes: int) -> MLP:
     """MLP: Linear-ReLU layers of widths ``hidden`` on the flattened input."""
+    if not input_shape:
+        from ..errors import ConfigError
+
+        raise ConfigError("model mlp: needs numeric inputs (features or images); this task's inputs are "
+                          "tokenised text — use minilm")
     return MLP(math.prod(input_shape) if input_shape else 1, cfg.hidden, num_classes, cfg.dropout)

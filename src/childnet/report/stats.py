@@ -42,8 +42,9 @@ __all__ = [
 #: The Wilcoxon p-value is reported only from this many pairs on (see the module docstring).
 MIN_WILCOXON_PAIRS = 6
 
-#: Differences closer than this (absolute) count as equal; accuracies are multiples of 1/n_test.
-TIE_TOLERANCE = 1e-12
+#: Differences closer than this (absolute) count as equal: accuracies are multiples of 1/n_test, stored as
+#: float32 (about 7 significant digits), so smaller gaps are rounding, not a difference.
+TIE_TOLERANCE = 1e-6
 
 
 def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:

@@ -73,6 +73,25 @@ def _load_csv(path: Path, cfg: ArraysConfig) -> dict[str, np.ndarray]:
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
 
 
+def _check_arrays(data: dict[str, np.ndarray], path: Path) -> None:
+    """Numeric, finite inputs; integer labels; images channels-first — each a sentence, not a traceback."""
+    for key, a in data.items():
+        if key.startswith("y_"):
+            if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+                    or np.issubdtype(a.dtype, np.bool_)):
+                raise DataError(f"{path}: {key} must hold integer class labels 0..K-1 (got dtype {a.dtype}, values "
+                                f"like {a.ravel()[:3].tolist()}); map them to integers first")
+            continue
+        if not (np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.bool_)):
+            raise DataError(f"{path}: {key} must be numeric (got dtype {a.dtype})")
+        bad = int(a.size - np.isfinite(a).sum())
+        if bad:
+            raise DataError(f"{path}: {key} has {bad} NaN or infinite values; clean or impute them first")
+        if a.ndim == 4 and a.shape[-1] in (1, 3, 4) and a.shape[1] not in (1, 3, 4):
+            raise DataError(f"{path}: {key} has shape {a.shape}, which looks channels-last (N, H, W, C); childnet "
+                            "expects images as (N, C, H, W): save x.transpose(0, 3, 1, 2)")
+
+
 @TASKS.register("arrays", config=ArraysConfig)
 def arrays(cfg: ArraysConfig, spec: dict) -> Task:
     """Your own data from an .npz (x_train, y_train, x_test, y_test[, x_val, y_val]) or a .csv."""
@@ -85,8 +104,17 @@ def arrays(cfg: ArraysConfig, spec: dict) -> Task:
         data = _load_csv(path, cfg)
     else:
         raise DataError(f"task.path: expected a .npz or .csv file (got '{path.suffix or path.name}')")
+    _check_arrays(data, path)
     ys = [data[k] for k in ("y_train", "y_val", "y_test") if k in data]
     num_classes = cfg.num_classes or int(max(np.max(y) for y in ys)) + 1
+    if num_classes < 2:
+        raise DataError(f"{path}: every label is {int(np.max(data['y_train']))}; a classifier needs at least 2 classes")
+    if not cfg.num_classes:
+        unseen = sorted(set(np.unique(np.concatenate([y.ravel() for y in ys[1:]])).tolist())
+                        - set(np.unique(data["y_train"]).tolist())) if len(ys) > 1 else []
+        if unseen:
+            raise DataError(f"{path}: labels {unseen[:5]} occur in the validation/test labels but never in y_train; "
+                            "check the files, or set task.num_classes to allow classes absent from training")
     x_train = data["x_train"].astype(np.float32)
     if x_train.ndim == 3:  # (N, H, W) images: add the channel axis
         x_train, data["x_test"] = x_train[:, None], data["x_test"][:, None]

@@ -87,6 +87,28 @@ class Task:
         return f"Task({self.name!r}, train/val/test={n[0]}/{n[1]}/{n[2]}, classes={self.num_classes}, input={self.input_shape})"
 
 
+def data_fingerprint(task: "Task") -> str:
+    """A content hash of the splits a parent learns from (train and validation), so that a parent cached
+    for a data file is not reused once the file's contents change."""
+    import hashlib
+
+    h = hashlib.sha256()
+
+    def feed(x) -> None:
+        if isinstance(x, dict):
+            for k in sorted(x):
+                h.update(k.encode())
+                feed(x[k])
+        else:
+            t = torch.as_tensor(x).detach().cpu().contiguous()
+            h.update(str((t.dtype, tuple(t.shape))).encode())
+            h.update(t.numpy().tobytes())
+
+    for x in (task.x_train, task.y_train, task.x_val, task.y_val):
+        feed(x)
+    return h.hexdigest()[:16]
+
+
 def check_labels(y: np.ndarray, num_classes: int, where: str) -> np.ndarray:
     """Labels must be integers in [0, num_classes)."""
     y = np.asarray(y)

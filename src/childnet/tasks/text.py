@@ -134,6 +134,10 @@ def _read_text_csv(path: Path, cfg: TextCsvConfig) -> tuple[list[str], list[str]
         raise DataError(f"{path} is not a UTF-8 text file ({err})") from None
     if len(rows) < 4:
         raise DataError(f"{path}: expected a header and at least 4 rows (got {len(rows)})")
+    empty = [i + 2 for i, (t, _) in enumerate(rows) if not t.strip()]
+    if empty:
+        raise DataError(f"{path}: {len(empty)} rows have an empty '{cfg.text_column}' (lines {empty[:5]}); "
+                        "remove them or fill them in")
     return [t for t, _ in rows], [lab for _, lab in rows]
 
 
@@ -147,6 +151,8 @@ def _encode_labels(raw: list[str], cfg: TextCsvConfig, path: Path) -> tuple[np.n
         classes = sorted(set(raw))
         y = np.asarray([classes.index(lab) for lab in raw], dtype=np.int64)
     num_classes = cfg.num_classes or (len(classes) if classes else int(y.max()) + 1)
+    if num_classes < 2:
+        raise DataError(f"{path}: every row has the label {raw[0]!r}; a classifier needs at least 2 classes")
     y = check_labels(y, num_classes, f"{path} column '{cfg.label_column}'")
     return y, classes or [str(i) for i in range(num_classes)], num_classes
 
