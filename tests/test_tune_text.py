@@ -79,6 +79,7 @@ def test_tune_methods_on_minilm_round_trip(minilm_parent, text_task, tmp_path, m
     loaded = Child.load(child.save(tmp_path / method))
     assert torch.equal(loaded.model(text_task.x_test), child.model(text_task.x_test))
     assert set(loaded.masks) == set(child.masks)
+    assert loaded.lineage.extra["classes"] == ["neg", "pos"]  # what each output means
 
 
 def test_csv_without_text_or_label_column_is_a_clear_error(tmp_path):

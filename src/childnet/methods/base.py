@@ -64,7 +64,7 @@ def make_child(
         parent=parent.card() if parent is not None else {},
         task=task.spec,
         history=history or [],
-        extra=extra or {},
+        extra=({"classes": list(task.meta["classes"])} if task.meta.get("classes") else {}) | (extra or {}),
     )
     model.eval()
     return Child(model, lineage, masks or {})
