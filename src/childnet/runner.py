@@ -231,8 +231,9 @@ def _check_same_parents(records: list[dict], fingerprints: dict[str, str], out: 
         if want and got and got != want:
             raise ChildnetError(
                 f"the parent of {out} differs from the one its finished units were derived from (fingerprint "
-                f"{got}, now {want}: did the data change, or was the parent cache cleared?); resume with the same parent cache "
-                "(CHILDNET_CACHE) or start a new --out folder — children of different parents are never mixed")
+                f"{got}, now {want}: did the data change, or was the parent cache cleared?); resume with the "
+                "same data and parent cache (CHILDNET_CACHE) or start a new --out folder — children of different "
+                "parents are never mixed")
 
 
 def run(
