@@ -97,8 +97,10 @@ def test_ctrl_c_with_workers_stops_at_once_and_resumes(tmp_path):
     raw = dict(TINY, methods=["scratch"], seeds=8, defaults={"child": {"name": "cnn", "width": 4, "depth": 2},
                                                              "train": {"epochs": 6, "lr": 0.01}})
     exp, out = write(tmp_path, raw), tmp_path / "run"
+    # A terminal's defaults: a test run in the background (CI, nohup) inherits an ignored SIGINT.
     proc = subprocess.Popen(CLI + ["run", str(exp), "--out", str(out), "--workers", "2", "--quiet"],
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     results = out / "results.jsonl"
     deadline = time.time() + 180
     while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
