@@ -108,7 +108,7 @@ def test_oneshot_with_a_mask_file(tiny_parent, digits_task, tmp_path):
 def test_bad_configs_name_the_field(tiny_parent, digits_task):
     with pytest.raises(ConfigError, match=r"sparsity.*\[0, 1\).*got 1.0"):
         derive("oneshot", tiny_parent, digits_task, {"sparsity": 1.0})
-    with pytest.raises(ConfigError, match="structure: ssa anneals individual weights"):
+    with pytest.raises(ConfigError, match="structure: SSA anneals individual weights"):
         derive("ssa", tiny_parent, digits_task, {"structure": "channels"})
     with pytest.raises(ChildnetError, match="has channels, not neurons"):
         derive("oneshot", tiny_parent, digits_task, {"structure": "neurons", "tune": TUNE})

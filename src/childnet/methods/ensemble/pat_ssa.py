@@ -14,33 +14,18 @@ documented choices. SSA anneals individual weights, so ``structure`` must be ``w
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, model_validator
-
 from ...registry import METHODS
-from ..prune.ssa import SubnetworkAnnealing
+from ..prune.ssa import SSAOptions, SubnetworkAnnealing
 from ._common import member_seed
 from .pat import PATConfig, tune_members
 
 __all__ = ["PATSSAConfig", "derive"]
 
 
-class PATSSAConfig(PATConfig):
+class PATSSAConfig(PATConfig, SSAOptions):
     """PAT children tuned with Stochastic Subnetwork Annealing toward their anti-random masks."""
 
-    variant: Literal["temperature", "random"] = Field(
-        "temperature", description="initial P of pruned weights: all T0 (temperature) or each U(0, T0) (random)")
-    t0: float = Field(0.5, gt=0.0, le=1.0, description="initial keep-probability T0 of the weights to be pruned")
-    anneal: Literal["linear", "cosine"] = Field("linear", description="how P falls from its start to 0")
-    anneal_frac: float = Field(0.5, gt=0.0, le=1.0, description="fraction of the tuning steps over which P reaches 0")
-
-    @model_validator(mode="after")
-    def _weights_only(self):
-        if self.structure != "weights":
-            raise ValueError(f"structure: SSA anneals individual weights; use structure 'weights' "
-                             f"(got {self.structure!r}; for whole neurons/channels use pat)")
-        return self
+    _structured_alternative = "for whole neurons/channels use pat"
 
 
 @METHODS.register("pat_ssa", config=PATSSAConfig, family="ensemble",

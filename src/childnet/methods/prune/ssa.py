@@ -28,16 +28,20 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
+from ...config import Config
 from ...masks import MaskParametrization, Masks, apply_masks
 from ...registry import METHODS
 from ...train import Hook, TrainState, fit
 from ._common import PruneConfig, finish_child, start_model, target_masks
 
-__all__ = ["SSAConfig", "SubnetworkAnnealing", "derive"]
+__all__ = ["SSAConfig", "SSAOptions", "SubnetworkAnnealing", "derive"]
 
 
-class SSAConfig(PruneConfig):
-    """Stochastic masks around the target subnetwork, pruned weights' probabilities annealed to 0."""
+class SSAOptions(Config):
+    """The annealing options SSA shares with ``pat_ssa``; SSA anneals single weights only."""
+
+    #: what to suggest when a structure other than weights is asked for
+    _structured_alternative = "neurons/channels: use oneshot or iterative"
 
     variant: Literal["temperature", "random"] = Field(
         "temperature", description="initial P of pruned weights: all T0 (temperature) or each U(0, T0) (random)")
@@ -48,10 +52,14 @@ class SSAConfig(PruneConfig):
 
     @model_validator(mode="after")
     def _weights_only(self):
-        if self.structure != "weights":
-            raise ValueError(f"structure: ssa anneals individual weights; use structure 'weights' "
-                             f"(got {self.structure!r}; neurons/channels: use oneshot or iterative)")
+        if getattr(self, "structure", "weights") != "weights":
+            raise ValueError(f"structure: SSA anneals individual weights; use structure 'weights' "
+                             f"(got {self.structure!r}; {self._structured_alternative})")
         return self
+
+
+class SSAConfig(PruneConfig, SSAOptions):
+    """Stochastic masks around the target subnetwork, pruned weights' probabilities annealed to 0."""
 
 
 class SubnetworkAnnealing(Hook):
