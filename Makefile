@@ -21,6 +21,7 @@ demo: install
 	$(VENV)/bin/childnet run experiments/demo.yaml --out runs/demo
 
 test: install
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q -n 2 -p no:cacheprovider
 
 clean:

@@ -191,7 +191,7 @@ def memory_ratios(n_train: int) -> dict:
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)
         out[method] = json.loads(res.stdout.strip().splitlines()[-1])
     base = out["vanilla"]
-    for method, m in out.items():
+    for m in out.values():
         m["peak_ratio"] = round(m["peak_rss_mb"] / base["peak_rss_mb"], 3)
         m["training_increment_mb"] = round(m["peak_rss_mb"] - m["rss_before_mb"], 1)
         m["increment_ratio"] = round(m["training_increment_mb"] / max(1e-9, base["peak_rss_mb"] - base["rss_before_mb"]), 3)

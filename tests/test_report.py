@@ -176,7 +176,7 @@ def test_two_field_sweep_has_no_band(tmp_path):
     exp = _experiment(["kd"], baseline=None, seeds=2, sweep={"a": [1], "b": ["x"]})
     run = _write_run(tmp_path / "run", exp, units)
     assert summarize(run)["sweep_field"] is None
-    assert not (run / "report_files" / "sweep.png") in build_report(run).plots
+    assert (run / "report_files" / "sweep.png") not in build_report(run).plots
 
 
 def test_export_results_format_orders_values_by_seed(tmp_path):

@@ -22,7 +22,6 @@ from ._version import __version__
 from .checkpoint import load_state_checked, load_tensors, save_tensors
 from .child import state_fingerprint
 from .config import ParentConfig, stable_hash
-from .errors import ChildnetError
 from .evaluate import evaluate_model
 from .models.base import build_model
 from .tasks.base import Task, data_fingerprint, load_task

@@ -43,7 +43,7 @@ def seed_points_png(summary: dict[str, Any], setting_id: str) -> bytes:
     metric = summary["metric"]
     fig = Figure(figsize=(max(4.0, 1.1 * len(methods) + 1.5), 3.6))
     ax = fig.add_subplot()
-    for i, (label, entry) in enumerate(methods.items()):
+    for i, entry in enumerate(methods.values()):
         if entry["mean"] is None:
             ax.text(i, 0.5, "no results", rotation=90, ha="center", va="center",
                     transform=ax.get_xaxis_transform(), color="#888888", fontsize=8)
