@@ -1,9 +1,13 @@
-"""Safe checkpoints: safetensors only. A pickle is refused with a clear message, never unpickled."""
+"""Safe checkpoints: safetensors only. A pickle is refused with a clear message, never unpickled.
+
+Also where cached checkpoints live (:func:`cache_dir`): ``$CHILDNET_CACHE``, default ``~/.cache/childnet``.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -12,7 +16,12 @@ from safetensors.torch import load_file, save_file
 
 from .errors import ChildnetError
 
-__all__ = ["save_tensors", "load_tensors", "load_state_checked", "atomic_write_text"]
+__all__ = ["save_tensors", "load_tensors", "load_state_checked", "atomic_write_text", "cache_dir"]
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$CHILDNET_CACHE`` (default ``~/.cache/childnet``); parents live in ``parents/<key>/``."""
+    return Path(os.environ.get("CHILDNET_CACHE", Path.home() / ".cache" / "childnet")).expanduser()
 
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # raw pickle protocol 2+, torch.save zip archive
 
@@ -43,8 +52,14 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[s
     path = Path(path)
     if not path.exists():
         raise ChildnetError(f"checkpoint not found: {path}")
-    with open(path, "rb") as fh:
-        head = fh.read(4)
+    if path.is_dir():
+        raise ChildnetError(f"{path} is a folder; expected a .safetensors file (a child's weights are "
+                            f"{path}/model.safetensors)")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        raise ChildnetError(f"cannot read the checkpoint {path}: {err.strerror or err}") from None
     if head.startswith(_PICKLE_MAGIC):
         raise ChildnetError(
             f"{path} is a pickle (torch.save) checkpoint; childnet never unpickles files, because unpickling "
@@ -80,4 +95,20 @@ def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], w
         parts = [f"missing keys {missing[:5]}" if missing else "", f"unexpected keys {unexpected[:5]}" if unexpected else "",
                  f"shape mismatches (file vs model) {shapes[:3]}" if shapes else ""]
         raise ChildnetError(f"{what} ({'; '.join(p for p in parts if p)})")
+    label = what.split(" does not")[0]
+    converted = []
+    for k, v in own.items():
+        got = state[k]
+        if v.is_floating_point() and not got.is_floating_point():
+            raise ChildnetError(f"{label}: '{k}' holds {str(got.dtype).removeprefix('torch.')} values where the "
+                                f"model has {str(v.dtype).removeprefix('torch.')} weights; save the float weights")
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise ChildnetError(f"{label}: '{k}' holds NaN or infinite values (a diverged training run?); "
+                                "these weights cannot be used")
+        if v.is_floating_point() and got.dtype != v.dtype:
+            converted.append(f"{k} ({str(got.dtype).removeprefix('torch.')})")
+    if converted:
+        warnings.warn(f"{label}: converted {len(converted)} tensor(s) to the model's "
+                      f"{str(next(iter(own.values())).dtype).removeprefix('torch.')}: {', '.join(converted[:3])}"
+                      f"{', …' if len(converted) > 3 else ''}", stacklevel=2)
     model.load_state_dict(state, strict=True)

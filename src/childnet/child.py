@@ -10,6 +10,7 @@ Folder layout::
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -24,9 +25,9 @@ from torch import nn
 from ._version import __version__
 from .checkpoint import load_state_checked, load_tensors, save_tensors
 from .errors import ChildnetError
-from .models.base import build_model, model_spec
+from .models.base import MAX_PARAMS, build_model, model_spec
 
-__all__ = ["Child", "Lineage", "state_fingerprint"]
+__all__ = ["Child", "Lineage", "state_fingerprint", "read_card", "check_card", "check_architecture"]
 
 
 def state_fingerprint(model: nn.Module) -> str:
@@ -69,15 +70,73 @@ class Lineage:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
+#: Types of a card's fields (``None`` marks the fields every card must have).
+_CARD_TYPES = {"method": (str, True), "config": (dict, True), "seed": (int, True), "parent": (dict, False),
+               "architecture": (dict, False), "task": (dict, False), "metrics": (dict, False),
+               "history": (list, False), "extra": (dict, False), "library_version": (str, False),
+               "created": (str, False)}
+
+
+def check_card(card: Any, where: str) -> dict:
+    """Check the shape of a lineage card read from a file: a mapping whose fields have their types.
+
+    Raises:
+        ChildnetError: naming the field, what it holds and what it should hold.
+    """
+    if not isinstance(card, dict):
+        raise ChildnetError(f"{where} is not a lineage card: expected a JSON object, got a {type(card).__name__}")
+    for key, (typ, required) in _CARD_TYPES.items():
+        if key not in card:
+            if required:
+                raise ChildnetError(f"{where} is not a lineage card: the field '{key}' is missing")
+            continue
+        value = card[key]
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise ChildnetError(f"{where}: field '{key}' should be a {_TYPE_WORDS[typ]} "
+                                f"(got {type(value).__name__} {str(value)[:60]!r})")
+    return card
+
+
+_TYPE_WORDS = {str: "string", dict: "JSON object", int: "integer", list: "list"}
+
+
+def check_architecture(arch: Any, where: str) -> tuple[dict, tuple, int]:
+    """A card's architecture as ``(spec, input_shape, num_classes)``, checked against sane bounds.
+
+    Nothing is allocated: the spec is validated against its model's config (whose fields are bounded),
+    the input shape and class count against :data:`~childnet.models.base.MAX_INPUT_ELEMENTS` and
+    :data:`~childnet.models.base.MAX_CLASSES`; :func:`~childnet.models.base.build_model` then counts the
+    parameters on the meta device before building for real.
+    """
+    from .models.base import MAX_CLASSES, MAX_INPUT_ELEMENTS
+
+    if not isinstance(arch, dict) or not isinstance(arch.get("name"), str):
+        raise ChildnetError(f"{where}: 'architecture' must be a model spec {{name: <model>, ...}} (got {arch!r:.80})")
+    shape = arch.get("input_shape", [])
+    if (not isinstance(shape, list) or len(shape) > 4
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+            or math.prod(shape) > MAX_INPUT_ELEMENTS):
+        raise ChildnetError(f"{where}: architecture.input_shape must be a list of at most 4 positive sizes of at "
+                            f"most {MAX_INPUT_ELEMENTS:,} elements in all (got {shape!r:.80})")
+    classes = arch.get("num_classes")
+    if not isinstance(classes, int) or isinstance(classes, bool) or not 1 <= classes <= MAX_CLASSES:
+        raise ChildnetError(f"{where}: architecture.num_classes must be an integer in 1 … {MAX_CLASSES:,} "
+                            f"(got {classes!r:.40})")
+    return arch, tuple(shape), classes
+
+
 def read_card(path: str | Path) -> dict:
     """The lineage card (``child.json``) of a child folder, as a dict; a clear error if there is none."""
     card_path = Path(path) / "child.json"
     if not card_path.exists():
         raise ChildnetError(f"{path} is not a child folder (no child.json)")
     try:
-        return json.loads(card_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ChildnetError(f"{card_path} is not valid JSON ({err})") from None
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise ChildnetError(f"{card_path} is not valid JSON ({str(err)[:200]})") from None
+    except OSError as err:
+        raise ChildnetError(f"cannot read {card_path}: {err.strerror or err}") from None
+    return check_card(card, str(card_path))
 
 
 @dataclass
@@ -114,8 +173,8 @@ class Child:
         path = Path(path)
         card = read_card(path)
         lineage = Lineage(**{k: v for k, v in card.items() if k in Lineage.__dataclass_fields__})
-        arch = dict(lineage.architecture)
-        model = build_model(arch, tuple(arch.get("input_shape", ())), arch.get("num_classes", 0))
+        arch, input_shape, num_classes = check_architecture(lineage.architecture, str(path / "child.json"))
+        model = build_model(arch, input_shape, num_classes, max_params=MAX_PARAMS)
         load_state_checked(model, load_tensors(path / "model.safetensors", device),
                            f"{path}/model.safetensors does not match its architecture")
         masks = load_tensors(path / "masks.safetensors", device) if (path / "masks.safetensors").exists() else {}

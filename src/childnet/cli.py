@@ -44,13 +44,17 @@ def run(
     experiment: Path = typer.Argument(..., help="experiment YAML file"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default runs/<name>); reuse to resume"),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="worker processes (default: CPU cores; 0: in-process)"),
-    seeds: Optional[int] = typer.Option(None, "--seeds", "-s", help="override the number of seeds"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", "-s", min=1, max=1000,
+                                        help="override the number of seeds (1 … 1000)"),
     device: str = typer.Option("cpu", help="torch device"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars, only the final table"),
 ) -> None:
     """Derive children by every method × seed of EXPERIMENT, evaluate them and write the report."""
     from ._progress import NullProgress, RichProgress
     from .runner import run as run_experiment
+    from .train import check_device
+
+    check_device(device)
 
     log = (lambda s: None) if quiet else (lambda s: err_console.print(f"[dim]{s}[/dim]"))
     result = run_experiment(experiment, out, workers=workers, seeds=seeds, device=device, log=log,

@@ -20,73 +20,47 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, StrictInt, ValidationError, field_validator
 
+from ._base import (
+    SEED_MAX,
+    Config,
+    ModelSpec,
+    Seed,
+    TaskSpec,
+    canonical_spec,
+    entry_problems,
+    format_validation_error,
+    stable_hash,
+    validate_entry,
+)
 from .errors import ChildnetError, ConfigError
-from .registry import METHODS, MODELS, TASKS, Registry
+from .registry import METHODS, TASKS
+from .train import TrainConfig
 
 __all__ = [
     "Config",
+    "EvaluateConfig",
     "ExperimentConfig",
     "MethodSpec",
+    "ModelSpec",
     "ParentConfig",
+    "SEED_MAX",
+    "Seed",
     "Setting",
+    "TaskSpec",
+    "canonical_spec",
+    "entry_problems",
     "format_validation_error",
     "load_experiment",
+    "parse_experiment",
+    "stable_hash",
     "validate_entry",
 ]
-
-
-class Config(BaseModel):
-    """Base of every childnet config: frozen, unknown fields rejected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def format_validation_error(err: ValidationError, prefix: str = "") -> list[str]:
-    """One readable line per pydantic error: ``path: message (got value)``."""
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"]))
-        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field"
-        got = e.get("input")
-        got_s = "" if e["type"] in ("missing", "extra_forbidden") or "(got " in msg else f" (got {got!r})"
-        lines.append(f"{loc or '<root>'}: {msg}{got_s}")
-    return lines
-
-
-def validate_entry(registry: Registry, raw: Any, where: str, problems: list[str]):
-    """Validate ``{name: X, ...options}`` (or a bare name) against ``registry``'s config for X.
-
-    Returns ``(name, config_instance)`` or ``None`` and appends to ``problems``.
-    """
-    if isinstance(raw, str):
-        raw = {"name": raw}
-    if not isinstance(raw, dict) or "name" not in raw:
-        problems.append(f"{where}: expected a {registry.kind} name or a mapping with 'name' (got {raw!r})")
-        return None
-    opts = {k: v for k, v in raw.items() if k != "name"}
-    name = raw["name"]
-    if name not in registry:
-        problems.append(f"{where}.name: {registry.unknown_message(name)}")
-        return None
-    cls = registry.get(name).config
-    if cls is None:
-        if opts:
-            problems.append(f"{where}: {registry.kind} '{name}' takes no options (got {sorted(opts)})")
-        return name, None
-    try:
-        return name, cls(**opts)
-    except ValidationError as err:
-        problems.extend(format_validation_error(err, where))
-        return None
 
 
 class MethodSpec(Config):
@@ -100,12 +74,19 @@ class MethodSpec(Config):
 class ParentConfig(Config):
     """Where the parent comes from: trained here (cached by hash) or loaded."""
 
-    model: dict = Field(description="model spec: {name: <model>, ...options}")
-    train: dict = Field(default_factory=dict, description="TrainConfig options for the parent")
+    model: ModelSpec = Field(description="model spec: {name: <model>, ...options}")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="the parent's training run")
     checkpoint: str | None = Field(None, description="load weights from this .safetensors file instead of training")
-    task: dict | None = Field(None, description="train the parent on another task (transfer); default: the experiment's")
-    seed: int = Field(0, description="seed of the parent's training")
+    task: TaskSpec | None = Field(None, description="train the parent on another task (transfer); default: the experiment's")
+    seed: Seed = Field(0, description=f"seed of the parent's training (0 … {SEED_MAX})")
     pretrained: bool = Field(False, description="use the model's own pretrained weights; no training")
+
+
+class EvaluateConfig(Config):
+    """How every child (and the parent) is evaluated."""
+
+    latency: bool = Field(True, description="measure CPU latency at batch 1 and 64 (false: skip, faster runs)")
+    repeats: int = Field(20, ge=1, le=10000, description="timed repetitions of the batch-1 latency measurement")
 
 
 class Setting(Config):
@@ -113,6 +94,10 @@ class Setting(Config):
 
     id: str
     overrides: dict
+
+
+#: Most seeds an experiment (or ``childnet run --seeds``) may ask for.
+MAX_SEEDS = 1000
 
 
 class ExperimentConfig(Config):
@@ -123,10 +108,10 @@ class ExperimentConfig(Config):
     parent: ParentConfig
     methods: list[MethodSpec] = Field(min_length=1, description="methods to derive children with")
     baseline: str | None = Field(None, description="label of the method other methods are tested against")
-    seeds: int = Field(3, ge=1, le=1000, description="seeds per method (0..seeds-1)")
+    seeds: StrictInt = Field(3, ge=1, le=MAX_SEEDS, description=f"seeds per method (0..seeds-1), at most {MAX_SEEDS}")
     metric: str = Field("accuracy", description="primary metric of the report")
     sweep: dict = Field(default_factory=dict, description="{field: [values]}: one setting per combination")
-    evaluate: dict = Field(default_factory=dict, description="evaluation options (latency: true/false, …)")
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="evaluation options")
     source: str | None = Field(None, description="YAML file this was loaded from")
 
     @field_validator("metric")
@@ -252,28 +237,15 @@ def parse_experiment(raw: Any, source: str | None = None) -> ExperimentConfig:
             if k.startswith("task.") and isinstance(vals, list) and vals and isinstance(task_check, dict):
                 task_check[k[5:]] = vals[0]
         validate_entry(TASKS, task_check, "task", problems)
-    parent = raw.get("parent")
-    if isinstance(parent, dict):
-        if "model" in parent:
-            validate_entry(MODELS, parent["model"], "parent.model", problems)
-        if isinstance(parent.get("model"), str):
-            raw["parent"] = dict(parent, model={"name": parent["model"]})
-        if parent.get("task") is not None:
-            validate_entry(TASKS, parent["task"], "parent.task", problems)
-        from .train import TrainConfig
-
-        try:
-            TrainConfig(**(parent.get("train") or {}))
-        except ValidationError as err:
-            problems.extend(format_validation_error(err, "parent.train"))
-        except TypeError:
-            problems.append(f"parent.train: expected a mapping (got {parent.get('train')!r})")
     if isinstance(raw.get("task"), str):
         raw["task"] = {"name": raw["task"]}
     try:
         cfg = ExperimentConfig(**raw, source=source)
     except ValidationError as err:
-        problems.extend(p for p in format_validation_error(err) if not p.startswith("methods"))
+        problems.extend(p for p in format_validation_error(err, cls=ExperimentConfig) if not p.startswith("methods"))
+        cfg = None
+    except TypeError:  # a key that is not a string
+        problems.append(f"<root>: field names must be strings (got {sorted(map(repr, raw))})")
         cfg = None
     if cfg is not None and cfg.baseline is not None and cfg.baseline not in {m.label for m in cfg.methods}:
         problems.append(
@@ -299,11 +271,3 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     except UnicodeDecodeError:
         raise ChildnetError(f"{path} is not a text file") from None
     return parse_experiment(raw, str(path))
-
-
-def stable_hash(obj: Any, n: int = 16) -> str:
-    """A short, stable hash of JSON-serialisable data (used to key caches)."""
-    import hashlib
-
-    blob = json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:n]

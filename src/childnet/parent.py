@@ -19,22 +19,20 @@ from typing import Callable
 from torch import nn
 
 from ._version import __version__
-from .checkpoint import load_state_checked, load_tensors, save_tensors
+from .checkpoint import cache_dir, load_state_checked, load_tensors, save_tensors
 from .child import state_fingerprint
-from .config import ParentConfig, stable_hash
+from .config import ParentConfig, canonical_spec, stable_hash
+from .errors import ChildnetError, ConfigError, TrainingDiverged
 from .evaluate import evaluate_model
 from .models.base import build_model
+from .registry import MODELS, TASKS
 from .tasks.base import Task, data_fingerprint, load_task
-from .train import RNG_LOCK, TrainConfig, fit, seed_everything
+from .train import RNG_LOCK, fit, seed_everything
 
 __all__ = ["Parent", "get_parent", "cache_dir", "TRAINER_VERSION"]
 
 #: Bump when a change to the trainer would change trained weights, to invalidate caches.
 TRAINER_VERSION = 1
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CHILDNET_CACHE", Path.home() / ".cache" / "childnet")).expanduser()
 
 
 @dataclass
@@ -74,9 +72,44 @@ class Parent:
 
 
 def _key(cfg: ParentConfig, task: Task) -> str:
-    train = TrainConfig(**cfg.train).model_dump()
-    return stable_hash({"task": task.spec, "data": data_fingerprint(task), "model": cfg.model, "train": train,
-                        "seed": cfg.seed, "trainer": TRAINER_VERSION})
+    """The cache key: task, data, model and training run with every default filled in, seed, trainer version.
+
+    Writing a default out (``{name: cnn, width: 32, depth: 3}`` for ``{name: cnn, width: 32}``) gives the
+    same key, so it never retrains the parent.
+    """
+    try:
+        task_spec = canonical_spec(TASKS, task.spec)
+    except ChildnetError:  # a task built by hand, not from the registry: its spec as it is
+        task_spec = task.spec
+    return stable_hash({"task": task_spec, "data": data_fingerprint(task), "model": canonical_spec(MODELS, cfg.model),
+                        "train": cfg.train.model_dump(mode="json"), "seed": cfg.seed, "trainer": TRAINER_VERSION})
+
+
+def _read_cache(folder: Path, model: nn.Module) -> dict:
+    """Load a cache entry into ``model``; return its record. Raises ChildnetError if the entry is unusable."""
+    try:
+        meta = json.loads((folder / "parent.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ChildnetError("parent.json is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ChildnetError(f"parent.json is unreadable ({err})") from None
+    metrics = meta.get("metrics") if isinstance(meta, dict) else None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("accuracy"), (int, float)):
+        raise ChildnetError("parent.json has no metrics.accuracy")
+    history = meta.get("history", [])
+    load_state_checked(model, load_tensors(folder / "model.safetensors"), "its weights do not fit the model")
+    return {"metrics": metrics, "history": history if isinstance(history, list) else []}
+
+
+def _discard(folder: Path, log: Callable[[str], None], reason: str) -> None:
+    """Move an unusable cache entry out of the way (it is retrained and written again)."""
+    log(f"parent cache entry {folder} is unusable ({reason}); training the parent again")
+    trash = folder.with_name(f".corrupt-{folder.name}-{os.getpid()}")
+    try:
+        os.replace(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def get_parent(
@@ -112,15 +145,26 @@ def get_parent(
         return _finish(model, ptask, cfg, "pretrained", device)
     key = _key(cfg, ptask)
     folder = cache_dir() / "parents" / key
-    if use_cache and (folder / "model.safetensors").exists():
-        model.load_state_dict(load_tensors(folder / "model.safetensors"))
-        meta = json.loads((folder / "parent.json").read_text())
-        log(f"reused cached parent {key} ({cfg.model.get('name')}, test accuracy {meta['metrics']['accuracy']:.4f})")
-        return _finish(model, ptask, cfg, "cache", device, path=str(folder), metrics=meta["metrics"],
-                       history=meta.get("history", []))
+    if use_cache and folder.exists():
+        try:
+            meta = _read_cache(folder, model)
+        except ChildnetError as err:
+            _discard(folder, log, str(err))
+            with RNG_LOCK:  # a failed load may have half-filled the model: start again from the seed
+                seed_everything(cfg.seed)
+                model = build_model(cfg.model, ptask.input_shape, ptask.num_classes)
+        else:
+            log(f"reused cached parent {key} ({cfg.model.get('name')}, test accuracy "
+                f"{meta['metrics']['accuracy']:.4f})")
+            return _finish(model, ptask, cfg, "cache", device, path=str(folder), metrics=meta["metrics"],
+                           history=meta["history"])
     log(f"training parent {cfg.model.get('name')} on {ptask.name} (cache key {key})")
-    history = fit(model, (ptask.x_train, ptask.y_train), TrainConfig(**cfg.train),
-                  val=(ptask.x_val, ptask.y_val), seed=cfg.seed, device=device, progress=progress)
+    try:
+        history = fit(model, (ptask.x_train, ptask.y_train), cfg.train,
+                      val=(ptask.x_val, ptask.y_val), seed=cfg.seed, device=device, progress=progress)
+    except TrainingDiverged as err:
+        raise ChildnetError(f"the parent ({cfg.model.get('name')}) diverged while training: {err}".replace(
+            "(train.lr", "(parent.train.lr")) from None
     parent = _finish(model, ptask, cfg, "trained", device, history=history)
     if use_cache:
         _write_cache(folder, model, cfg, parent)
@@ -130,9 +174,6 @@ def get_parent(
 
 def _check_pretrained(cfg: ParentConfig) -> None:
     """``pretrained: true`` needs a model that ships weights (and does not switch them off)."""
-    from .errors import ConfigError
-    from .registry import MODELS
-
     name = cfg.model.get("name")
     with_weights = [n for n in MODELS.names() if "pretrained" in getattr(MODELS.get(n).config, "model_fields", {})]
     if name not in with_weights:

@@ -171,7 +171,8 @@ def run_unit(payload: dict) -> dict:
         mcfg = cfg.method_config(spec, setting)
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
         child = METHODS.get(spec.name).fn(parent, task, mcfg, ctx)
-        evaluate(child, task, device=payload["device"], latency=cfg.evaluate.get("latency", True))
+        evaluate(child, task, device=payload["device"], latency=cfg.evaluate.latency,
+                 repeats=cfg.evaluate.repeats)
         child_dir = Path(payload["out"]) / "children" / _slug(setting.id) / _slug(spec.label) / f"seed{payload['seed']}"
         child.save(child_dir)
         record.update(status="ok", error=None, metrics=child.lineage.metrics, history=child.lineage.history,

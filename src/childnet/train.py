@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from .config import Config
-from .errors import TrainingDiverged
+from ._base import Config
+from .errors import ChildnetError, TrainingDiverged
 from .tasks.base import Inputs, num_examples, take, to_device
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "make_scheduler",
     "evaluate_accuracy",
     "seed_everything",
+    "check_device",
 ]
 
 #: ``loss_fn(model, x, y, state) -> {"term": tensor, ...}``; the optimised loss is the sum of the terms.
@@ -118,6 +119,27 @@ def seed_everything(seed: int) -> None:
         random.seed(seed)
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
+
+
+def check_device(device: str | torch.device) -> str:
+    """``device`` as a string if this machine has it; a :class:`ChildnetError` sentence otherwise."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ChildnetError(f"device: '{device}' is not a torch device (accepted: cpu, cuda, cuda:N, mps)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ChildnetError(f"device: '{device}' asked for, but this machine has no CUDA device "
+                                "(or torch was built without CUDA); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ChildnetError(f"device: '{device}' does not exist; this machine has {torch.cuda.device_count()} "
+                                f"CUDA device(s) (cuda:0 … cuda:{torch.cuda.device_count() - 1})")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ChildnetError(f"device: '{device}' asked for, but MPS is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise ChildnetError(f"device: '{device}' is not supported (accepted: cpu, cuda, cuda:N, mps)")
+    return str(device)
 
 
 def _param_groups(params: Iterable[nn.Parameter], cfg: TrainConfig) -> list[dict]:

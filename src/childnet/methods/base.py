@@ -17,8 +17,9 @@ from torch import nn
 from ..child import Child, Lineage
 from ..parent import Parent
 from ..tasks.base import Task
+from ..train import TrainConfig, fit
 
-__all__ = ["Context", "make_child"]
+__all__ = ["Context", "make_child", "fit_on"]
 
 
 @dataclass
@@ -68,3 +69,23 @@ def make_child(
     )
     model.eval()
     return Child(model, lineage, masks or {})
+
+
+def fit_on(task: Task, model: nn.Module, train_cfg: TrainConfig, ctx: Context, *, val: bool = True, **kwargs) -> list[dict]:
+    """Train ``model`` on ``task``'s training split with the unit's seed, device and progress.
+
+    The one place the methods' common :func:`~childnet.train.fit` arguments are spelled out.
+
+    Args:
+        task: gives the training split (and the validation split, unless ``val`` is False).
+        model: trained in place.
+        train_cfg: the training run.
+        ctx: seed, device and progress of the unit.
+        val: log validation accuracy (every ``train_cfg.eval_every`` epochs and at the end).
+        **kwargs: any other :func:`~childnet.train.fit` argument (``loss_fn``, ``hooks``, ``params``),
+            or an override of ``seed`` / ``progress`` (ensemble members have their own).
+    """
+    options = {"val": (task.x_val, task.y_val) if val else None, "seed": ctx.seed, "device": ctx.device,
+               "progress": ctx.progress}
+    options.update(kwargs)
+    return fit(model, (task.x_train, task.y_train), train_cfg, **options)

@@ -13,11 +13,21 @@ import copy
 import torch
 from torch import nn
 
-from ..config import validate_entry
+from .._base import validate_entry
 from ..errors import ConfigError
 from ..registry import MODELS
 
-__all__ = ["ChildnetModel", "build_model", "model_spec"]
+__all__ = ["ChildnetModel", "build_model", "model_spec", "MAX_UNITS", "MAX_LAYERS", "MAX_PARAMS"]
+
+#: Sane bounds on a model's size, checked before any tensor is allocated (a card asking for a billion
+#: units fails with a sentence, not by exhausting memory).
+MAX_UNITS = 16384
+MAX_LAYERS = 64
+#: Largest input example (elements) and class count a model is built for.
+MAX_INPUT_ELEMENTS = 2**24
+MAX_CLASSES = 100_000
+#: Most parameters a model built from a file (a child card) may have: 2·10⁹ float32 = 8 GB.
+MAX_PARAMS = 2_000_000_000
 
 
 class ChildnetModel(nn.Module):
@@ -36,8 +46,13 @@ class ChildnetModel(nn.Module):
         return self.head.in_features
 
 
-def build_model(spec: dict | str, input_shape: tuple, num_classes: int) -> nn.Module:
-    """Build a registered model from ``{"name": ..., **options}`` for the given input and classes."""
+def build_model(spec: dict | str, input_shape: tuple, num_classes: int, *, max_params: int | None = None) -> nn.Module:
+    """Build a registered model from ``{"name": ..., **options}`` for the given input and classes.
+
+    Args:
+        max_params: refuse (before allocating anything) a model with more parameters than this; the count
+            comes from building it once on torch's ``meta`` device. Used for specs read from files.
+    """
     spec = {"name": spec} if isinstance(spec, str) else {k: v for k, v in spec.items()}
     spec.pop("input_shape", None)
     spec.pop("num_classes", None)
@@ -46,9 +61,26 @@ def build_model(spec: dict | str, input_shape: tuple, num_classes: int) -> nn.Mo
     if problems:
         raise ConfigError(problems)
     name, cfg = res
+    if max_params is not None:
+        n = _meta_params(name, cfg, input_shape, num_classes)
+        if n is not None and n > max_params:
+            raise ConfigError(f"model {name}: this architecture has {n:,} parameters, more than the {max_params:,} "
+                              f"childnet builds from a file ({str({k: v for k, v in spec.items() if k != 'name'})[:120]})")
     model = MODELS.get(name).fn(cfg, tuple(input_shape), int(num_classes))
     model.childnet_spec = {**spec, "input_shape": list(input_shape), "num_classes": int(num_classes)}
     return model
+
+
+def _meta_params(name: str, cfg, input_shape, num_classes) -> int | None:
+    """Parameter count of the model built on the meta device (no memory); None if it cannot be built there."""
+    try:
+        with torch.device("meta"):
+            model = MODELS.get(name).fn(cfg, tuple(input_shape), int(num_classes))
+    except ConfigError:
+        raise
+    except Exception:  # a builder that loads files (pretrained weights) may not build on meta
+        return None
+    return sum(p.numel() for p in model.parameters())
 
 
 def model_spec(model: nn.Module) -> dict:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 from torch import nn
 
-from ..config import Config
+from .._base import Config
 from ..registry import MODELS
-from .base import ChildnetModel
+from .base import MAX_LAYERS, MAX_UNITS, ChildnetModel
 
 __all__ = ["CNN", "CNNConfig"]
 
 
 class CNNConfig(Config):
-    width: int = Field(32, ge=1, description="channels of the first block")
+    width: int = Field(32, ge=1, le=MAX_UNITS, description="channels of the first block")
     depth: int = Field(3, ge=1, le=12, description="number of conv blocks")
-    channels: list[int] | None = Field(None, description="explicit channels per block (overrides width/depth)")
-    kernel: int = Field(3, ge=1, description="kernel size (odd)")
-    pool_every: int = Field(1, ge=1, description="2×2 max-pool after every this many blocks (while the map is ≥ 2)")
+    channels: list[Annotated[int, Field(ge=1, le=MAX_UNITS)]] | None = Field(
+        None, min_length=1, max_length=MAX_LAYERS, description="explicit channels per block (overrides width/depth)")
+    kernel: int = Field(3, ge=1, le=31, description="kernel size (odd)")
+    pool_every: int = Field(1, ge=1, le=MAX_LAYERS, description="2×2 max-pool after every this many blocks (while the map is ≥ 2)")
     batchnorm: bool = Field(True, description="BatchNorm after each conv")
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field, field_validator
 from torch import nn
 
-from ..config import Config
+from .._base import Config, ModelSpec
 from ..errors import ConfigError
 from ..registry import MODELS
 from .base import build_model, model_spec
@@ -29,14 +29,12 @@ __all__ = ["EnsembleConfig", "EnsembleModel", "combine_members"]
 class EnsembleConfig(Config):
     """Members of an ensemble, each a model spec ``{name: <model>, ...options}``."""
 
-    members: list[dict] = Field(min_length=1, description="model spec of each member, in order")
+    members: list[ModelSpec] = Field(min_length=1, max_length=64, description="model spec of each member, in order")
 
     @field_validator("members")
     @classmethod
     def _specs(cls, v):
         for i, spec in enumerate(v):
-            if not isinstance(spec, dict) or "name" not in spec:
-                raise ValueError(f"members[{i}] must be a model spec mapping with a 'name' (got {spec!r})")
             if spec["name"] == "ensemble":
                 raise ValueError(f"members[{i}]: an ensemble cannot be a member of an ensemble")
         return v

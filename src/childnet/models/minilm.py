@@ -26,7 +26,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ..config import Config
+from .._base import Config, Seed
 from ..errors import ConfigError, MissingDependencyError
 from ..registry import MODELS
 from .base import ChildnetModel
@@ -80,7 +80,7 @@ class MiniLMConfig(Config):
     pretrained: bool = Field(True, description="load the pretrained weights (false: same architecture, random init)")
     pooling: Literal["mean", "cls"] = Field("mean", description="sentence vector: mean over tokens (the model's own) or [CLS]")
     dropout: float | None = Field(None, ge=0.0, lt=1.0, description="hidden/attention dropout (default: the checkpoint's 0.1)")
-    head_seed: int = Field(0, description="seed of the classifier head's initialisation (so the parent is reproducible)")
+    head_seed: Seed = Field(0, description="seed of the classifier head's initialisation (so the parent is reproducible)")
 
 
 class MiniLMClassifier(ChildnetModel):

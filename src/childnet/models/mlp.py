@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 from pydantic import Field
 from torch import nn
 
-from ..config import Config
+from .._base import Config
 from ..registry import MODELS
-from .base import ChildnetModel
+from .base import MAX_LAYERS, MAX_UNITS, ChildnetModel
 
 __all__ = ["MLP", "MLPConfig"]
 
 
 class MLPConfig(Config):
-    hidden: list[int] = Field([128, 64], min_length=1, description="width of each hidden layer")
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_UNITS)]] = Field(
+        [128, 64], min_length=1, max_length=MAX_LAYERS, description=f"width of each hidden layer (1 … {MAX_UNITS})")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden layer")
 
 

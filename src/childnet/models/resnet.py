@@ -7,27 +7,27 @@ for CIFAR; ``shortcut: conv`` uses 1×1 projections instead.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
-from ..config import Config
+from .._base import Config
 from ..errors import ConfigError
 from ..registry import MODELS
-from .base import ChildnetModel
+from .base import MAX_UNITS, ChildnetModel
 
 __all__ = ["ResNet", "ResNetConfig", "BasicBlock"]
 
 
 class ResNetConfig(Config):
-    depth: int = Field(20, description="6n+2: 8, 14, 20, 32, 44, 56, 110, …")
-    width_mult: float = Field(1.0, gt=0.0, description="multiplies the 16/32/64 stage widths")
-    widths: list[int] | None = Field(None, description="explicit stage widths (overrides width_mult)")
+    depth: int = Field(20, le=1202, description="6n+2: 8, 14, 20, 32, 44, 56, 110, … 1202")
+    width_mult: float = Field(1.0, gt=0.0, le=64.0, description="multiplies the 16/32/64 stage widths")
+    widths: list[Annotated[int, Field(ge=1, le=MAX_UNITS)]] | None = Field(None, description="explicit stage widths (overrides width_mult)")
     shortcut: Literal["pad", "conv"] = Field("pad", description="'pad' (option A, the paper) or 'conv' (1×1)")
-    inner_widths: list[int] | None = Field(
+    inner_widths: list[Annotated[int, Field(ge=1, le=MAX_UNITS)]] | None = Field(
         None, description="channels between conv1 and conv2 of each block, in order (3n values; default: the "
         "stage width) — what structured pruning shrinks")
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from ..config import Config, stable_hash, validate_entry
+from .._base import Config, Seed, stable_hash, validate_entry
 from ..errors import ConfigError, DataError
 from ..registry import TASKS
 
@@ -40,7 +40,7 @@ class TaskConfig(Config):
     """Options every task shares."""
 
     val_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="fraction of train held out for validation")
-    split_seed: int = Field(0, description="seed of the train/val carve (and of n_train subsets)")
+    split_seed: Seed = Field(0, description="seed of the train/val carve (and of n_train subsets), 0 … 2³²−1")
     n_train: int | None = Field(None, ge=1, description="use only this many training examples (low-resource)")
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
+from ...config import ModelSpec
 from ...errors import ConfigError
 from ...models.base import build_model
 from ...registry import METHODS
-from ...train import TrainConfig, fit
+from ...train import TrainConfig
+from ..base import fit_on
 from ._common import (CostLedger, EnsembleMethodConfig, make_ensemble_child, member_card, member_progress,
                       member_seed, parent_train_config)
 
@@ -25,15 +27,19 @@ __all__ = ["IndependentConfig", "derive"]
 class IndependentConfig(EnsembleMethodConfig):
     """N members trained from scratch, each with its own seed."""
 
-    member: dict | None = Field(None, description="model spec of each member (default: the parent's architecture)")
+    member: ModelSpec | None = Field(None, description="model spec of each member (default: the parent's architecture)")
     train: TrainConfig | None = Field(
-        None, description="each member's training run (default: the parent's own, read from its cache record)")
+        None, description="each member's training run (default: the parent's own, read from its cache record; "
+        "a partial block changes only the options it names)")
 
 
 def _member_training(parent, cfg: IndependentConfig) -> TrainConfig:
-    if cfg.train is not None:
-        return cfg.train
+    """The members' training run: ``train`` merged onto the parent's own (a partial block keeps the rest)."""
     known = parent_train_config(parent)
+    if cfg.train is not None:
+        if known is None:
+            return cfg.train
+        return TrainConfig(**{**known, **cfg.train.model_dump(exclude_unset=True)})
     if known is None:
         raise ConfigError(
             "methods[independent].train: the parent's training run is unknown (it was loaded, not trained "
@@ -46,6 +52,7 @@ def _member_training(parent, cfg: IndependentConfig) -> TrainConfig:
 def derive(parent, task, cfg: IndependentConfig, ctx):
     """Train N members from scratch with distinct seeds; combine by the mean of softmax (baseline)."""
     train_cfg = _member_training(parent, cfg)
+    cfg = cfg.model_copy(update={"train": train_cfg})  # the lineage records the effective run
     spec = cfg.member or parent.spec
     ledger = CostLedger(task)
     models, cards = [], []
@@ -54,9 +61,8 @@ def derive(parent, task, cfg: IndependentConfig, ctx):
         torch.manual_seed(seed)
         model = build_model(spec, task.input_shape, task.num_classes).to(ctx.device)
         counter = ledger.start()
-        history = fit(model, (task.x_train, task.y_train), train_cfg, hooks=[counter],
-                      val=(task.x_val, task.y_val), seed=seed, device=ctx.device,
-                      progress=member_progress(ctx, k, cfg.members))
+        history = fit_on(task, model, train_cfg, ctx, hooks=[counter], seed=seed,
+                         progress=member_progress(ctx, k, cfg.members))
         ledger.stop(model, counter)
         models.append(model)
         cards.append(member_card(model, "independent", cfg, seed, k, None, task, history,

@@ -25,7 +25,8 @@ from pydantic import Field
 
 from ...masks import anti_random_masks, apply_masks, masks_sparsity, remove_masks
 from ...registry import METHODS
-from ...train import Hook, TrainConfig, fit
+from ...train import Hook, TrainConfig
+from ..base import fit_on
 from ._common import CostLedger, EnsembleMethodConfig, make_ensemble_child, member_card, member_progress, member_seed
 
 __all__ = ["PATConfig", "derive", "tune_members"]
@@ -67,9 +68,8 @@ def tune_members(parent, task, cfg: PATConfig, ctx, method: str, extra_hooks=lam
         hooks: list[Hook] = list(extra_hooks(k, masks))
         apply_masks(model, masks, zero_pruned=not hooks)
         counter = ledger.start()
-        history = fit(model, (task.x_train, task.y_train), cfg.tune, hooks=[counter, *hooks],
-                      val=(task.x_val, task.y_val), seed=seed, device=ctx.device,
-                      progress=member_progress(ctx, k, cfg.members))
+        history = fit_on(task, model, cfg.tune, ctx, hooks=[counter, *hooks], seed=seed,
+                         progress=member_progress(ctx, k, cfg.members))
         ledger.stop(model, counter)
         remove_masks(model)
         models.append(model.eval())

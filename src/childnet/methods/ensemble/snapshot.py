@@ -19,7 +19,8 @@ import copy
 from pydantic import Field
 
 from ...registry import METHODS
-from ...train import TrainConfig, fit
+from ...train import TrainConfig
+from ..base import fit_on
 from ._common import CostLedger, EnsembleMethodConfig, make_ensemble_child, member_card, member_progress, member_seed
 
 __all__ = ["SnapshotConfig", "derive"]
@@ -49,9 +50,8 @@ def derive(parent, task, cfg: SnapshotConfig, ctx):
     for k in range(cfg.members):
         seed = member_seed(ctx.seed, k)
         counter = ledger.start()
-        history = fit(model, (task.x_train, task.y_train), cfg.cycle, hooks=[counter],
-                      val=(task.x_val, task.y_val), seed=seed, device=ctx.device,
-                      progress=member_progress(ctx, k, cfg.members))
+        history = fit_on(task, model, cfg.cycle, ctx, hooks=[counter], seed=seed,
+                         progress=member_progress(ctx, k, cfg.members))
         ledger.stop(model, counter)
         snapshot = copy.deepcopy(model).eval()
         models.append(snapshot)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from ...config import Config, ParentConfig
+from ...config import Config, ModelSpec, ParentConfig
 from ...models.base import build_model
 from ...parent import Parent, get_parent
 from ...tasks.base import Task, num_examples, take
@@ -19,12 +19,23 @@ __all__ = ["InheritConfig", "init_child", "parent_outputs"]
 class InheritConfig(Config):
     """Fields every inherit method has."""
 
-    child: dict = Field(default_factory=lambda: {"name": "cnn", "width": 8},
+    child: ModelSpec = Field(default_factory=lambda: {"name": "cnn", "width": 8},
                         description="the child's model spec: {name: <model>, ...options}")
     train: TrainConfig = Field(default_factory=TrainConfig, description="the child's training run")
     init: Literal["scratch", "pretrained"] = Field(
         "scratch", description="child starts from random weights, or from a child pre-trained alone (HKT's code)")
-    pretrain: TrainConfig | None = Field(None, description="training of the pre-trained child (default: train)")
+    pretrain: TrainConfig | None = Field(
+        None, description="training of the pre-trained child (default: train; a partial block is merged onto train)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pretrain_onto_train(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("pretrain"), dict):
+            train = data.get("train") or {}
+            train = train.model_dump() if isinstance(train, TrainConfig) else train
+            if isinstance(train, dict):
+                data = {**data, "pretrain": {**train, **data["pretrain"]}}
+        return data
 
 
 def init_child(parent: Parent, task: Task, cfg: InheritConfig, ctx) -> torch.nn.Module:

@@ -13,8 +13,7 @@ from pydantic import Field
 
 from ...features import capture, default_hint_layer
 from ...registry import METHODS
-from ...train import fit
-from ..base import make_child
+from ..base import fit_on, make_child
 from ._common import InheritConfig, init_child, parent_outputs
 from .transfer import FeatureTransfer
 
@@ -48,7 +47,6 @@ def derive(parent, task, cfg: FitNetsConfig, ctx):
                 "hint": cfg.beta * F.mse_loss(regressor(f[c_layer]), hints[state.index])}
 
     params = list(model.parameters()) + list(regressor.parameters())
-    history = fit(model, (task.x_train, task.y_train), cfg.train, loss_fn=loss, params=params,
-                  val=(task.x_val, task.y_val), seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    history = fit_on(task, model, cfg.train, ctx, loss_fn=loss, params=params)
     return make_child(model, "fitnets", cfg, ctx, parent, task, history=history,
                       extra={"parent_layer": p_layer, "child_layer": c_layer})

@@ -37,8 +37,7 @@ from torch import nn
 
 from ...features import FEATURES, capture, replace_outputs
 from ...registry import METHODS
-from ...train import fit
-from ..base import make_child
+from ..base import fit_on, make_child
 from ._common import InheritConfig, init_child, parent_outputs
 from .transfer import FeatureTransfer
 
@@ -137,8 +136,7 @@ def derive(parent, task, cfg: HKTConfig, ctx):
         }
 
     params = list(model.parameters()) + list(extras.parameters())
-    history = fit(model, (task.x_train, task.y_train), cfg.train, loss_fn=loss, params=params,
-                  val=(task.x_val, task.y_val), seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    history = fit_on(task, model, cfg.train, ctx, loss_fn=loss, params=params)
     lams = [float(mx.lam.detach().clamp(0, 1)) if mx.lam is not None else cfg.lam for mx in mixers]
     return make_child(model, "hkt", cfg, ctx, parent, task, history=history,
                       extra={"parent_layers": p_layers, "child_layers": c_layers, "lambda": lams,

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ...registry import METHODS
-from ...train import fit
-from ..base import make_child
+from ..base import fit_on, make_child
 from ._common import InheritConfig, init_child, parent_outputs
 
 __all__ = ["KDConfig", "kd_loss", "derive"]
@@ -41,6 +40,5 @@ def derive(parent, task, cfg: KDConfig, ctx):
     def loss(m, x, y, state):
         return kd_loss(m(x), teacher[state.index], y, cfg.temperature, cfg.alpha)
 
-    history = fit(model, (task.x_train, task.y_train), cfg.train, loss_fn=loss, val=(task.x_val, task.y_val),
-                  seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    history = fit_on(task, model, cfg.train, ctx, loss_fn=loss)
     return make_child(model, "kd", cfg, ctx, parent, task, history=history)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ...registry import METHODS
-from ...train import fit
-from ..base import make_child
+from ..base import fit_on, make_child
 from ._common import InheritConfig, init_child
 
 __all__ = ["ScratchConfig", "derive"]
@@ -19,6 +18,5 @@ class ScratchConfig(InheritConfig):
 def derive(parent, task, cfg: ScratchConfig, ctx):
     """Train the child alone with cross-entropy (baseline of the inherit family)."""
     model = init_child(parent, task, cfg, ctx)
-    history = fit(model, (task.x_train, task.y_train), cfg.train, val=(task.x_val, task.y_val),
-                  seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    history = fit_on(task, model, cfg.train, ctx)
     return make_child(model, "scratch", cfg, ctx, parent, task, history=history)

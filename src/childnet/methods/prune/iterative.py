@@ -21,7 +21,8 @@ from pydantic import Field, model_validator
 
 from ...masks import Masks, apply_masks
 from ...registry import METHODS
-from ...train import Hook, TrainState, fit
+from ...train import Hook, TrainState
+from ..base import fit_on
 from ._common import PruneConfig, finish_child, start_model, target_masks
 
 __all__ = ["IterativeConfig", "IterativePruning", "round_sparsity", "derive"]
@@ -88,8 +89,7 @@ def derive(parent, task, cfg: IterativeConfig, ctx):
     masks = target_masks(model, cfg, ctx.seed, sparsity=first)
     apply_masks(model, masks)
     hook = IterativePruning(cfg, ctx.seed, masks)
-    history = fit(model, (task.x_train, task.y_train), cfg.tune, hooks=[hook], val=(task.x_val, task.y_val),
-                  seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    history = fit_on(task, model, cfg.tune, ctx, hooks=[hook])
     if hook.round < cfg.rounds:  # fewer tuning steps than rounds: still end at the target
         hook.prune_to(model, cfg.rounds)
     return finish_child(model, hook.masks, "iterative", cfg, ctx, parent, task, history)

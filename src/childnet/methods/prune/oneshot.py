@@ -19,7 +19,7 @@ from pydantic import Field
 from ...masks import apply_masks
 from ...registry import METHODS
 from ...shrink import shrink
-from ...train import fit
+from ..base import fit_on
 from ._common import PruneConfig, finish_child, start_model, target_masks
 
 __all__ = ["OneShotConfig", "derive"]
@@ -42,6 +42,5 @@ def derive(parent, task, cfg: OneShotConfig, ctx):
     kept = None
     if cfg.structure != "weights":
         model, kept = shrink(model, masks)
-    history = fit(model, (task.x_train, task.y_train), cfg.tune, val=(task.x_val, task.y_val),
-                  seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    history = fit_on(task, model, cfg.tune, ctx)
     return finish_child(model, masks, "oneshot", cfg, ctx, parent, task, history, kept=kept)

@@ -31,7 +31,8 @@ from pydantic import Field, model_validator
 from ...config import Config
 from ...masks import MaskParametrization, Masks, apply_masks
 from ...registry import METHODS
-from ...train import Hook, TrainState, fit
+from ...train import Hook, TrainState
+from ..base import fit_on
 from ._common import PruneConfig, finish_child, start_model, target_masks
 
 __all__ = ["SSAConfig", "SSAOptions", "SubnetworkAnnealing", "derive"]
@@ -140,8 +141,7 @@ def derive(parent, task, cfg: SSAConfig, ctx):
     apply_masks(model, masks, zero_pruned=False)
     hook = SubnetworkAnnealing(masks, variant=cfg.variant, t0=cfg.t0, anneal=cfg.anneal,
                                anneal_frac=cfg.anneal_frac, seed=ctx.seed)
-    history = fit(model, (task.x_train, task.y_train), cfg.tune, hooks=[hook], val=(task.x_val, task.y_val),
-                  seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    history = fit_on(task, model, cfg.tune, ctx, hooks=[hook])
     final_p = hook.probabilities()
     max_p_pruned = max((float(p[~masks[k]].max()) for k, p in final_p.items() if (~masks[k]).any()), default=0.0)
     return finish_child(model, masks, "ssa", cfg, ctx, parent, task, history,

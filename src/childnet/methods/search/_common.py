@@ -12,7 +12,8 @@ from pydantic import Field, field_validator
 from ...errors import ConfigError
 from ...models.base import build_model
 from ...tasks.base import Task, num_examples, take, to_device
-from ...train import TrainConfig, fit
+from ...train import TrainConfig
+from ..base import fit_on
 from .spaces import SearchSpace, SpaceConfig
 
 __all__ = ["SearchConfig", "ComputeMeter", "check_image_task", "retrain_from_scratch", "op_frequencies",
@@ -95,8 +96,7 @@ def retrain_from_scratch(space: SearchSpace, spec: dict, task: Task, cfg: Search
     spec_for_model = space.model_spec(spec, cfg.retrain_channels)
     torch.manual_seed(ctx.seed)
     model = build_model(spec_for_model, task.input_shape, task.num_classes).to(ctx.device)
-    history = fit(model, (task.x_train, task.y_train), cfg.retrain, val=(task.x_val, task.y_val),
-                  seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    history = fit_on(task, model, cfg.retrain, ctx)
     macs = model.child_macs(model.arch)
     examples = math.ceil(cfg.retrain.epochs * num_examples(task.x_train))
     return model, history, {"macs_per_example": macs, "retrain_macs": macs * examples}

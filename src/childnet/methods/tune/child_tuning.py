@@ -39,8 +39,9 @@ from torch import nn
 
 from ...registry import METHODS
 from ...tasks.base import Inputs, num_examples, take, to_device
-from ...train import Hook, TrainState, fit
-from ._common import TuneConfig, body_parameters, extra_hooks, fit_options, prepare_model, tune_child
+from ...train import Hook, TrainState
+from ..base import fit_on
+from ._common import TuneConfig, body_parameters, extra_hooks, prepare_model, tune_child
 
 __all__ = [
     "ChildTuningFConfig",
@@ -239,8 +240,7 @@ def derive_f(parent, task, cfg: ChildTuningFConfig, ctx):
     hook = BernoulliGradientMask([(p, id(p) in tables) for p in targets.values()], cfg.p_f,
                                  seed=ctx.seed + 7919, clip=cfg.train.grad_clip)
     train_cfg = cfg.train.model_copy(update={"grad_clip": None})  # the hook clips, then masks
-    history = fit(model, (task.x_train, task.y_train), train_cfg, hooks=[hook, *extra_hooks(ctx)],
-                  **fit_options(task, cfg, ctx))
+    history = fit_on(task, model, train_cfg, ctx, hooks=[hook, *extra_hooks(ctx)], val=cfg.val_accuracy)
     extra = {"p_f_exact": hook.keep, "masked_parameters": sum(p.numel() for p in targets.values())}
     return tune_child(model, "child_tuning_f", cfg, ctx, parent, task, head_replaced=replaced, history=history,
                       extra=extra)
@@ -258,8 +258,7 @@ def derive_d(parent, task, cfg: ChildTuningDConfig, ctx):
     fisher_seconds, fisher_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     hook = FixedGradientMask([(body[n], m) for n, m in masks.items()], clip=cfg.train.grad_clip)
     train_cfg = cfg.train.model_copy(update={"grad_clip": None})  # the hook clips, then masks
-    history = fit(model, (task.x_train, task.y_train), train_cfg, hooks=[hook, *extra_hooks(ctx)],
-                  **fit_options(task, cfg, ctx))
+    history = fit_on(task, model, train_cfg, ctx, hooks=[hook, *extra_hooks(ctx)], val=cfg.val_accuracy)
     kept = sum(int(m.sum()) for m in masks.values())
     total = sum(m.numel() for m in masks.values())
     extra = {"fisher_seconds": fisher_seconds, "fisher_cpu_seconds": fisher_cpu, "kept_fraction": kept / max(1, total), "competing_parameters": total,

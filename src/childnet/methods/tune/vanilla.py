@@ -8,8 +8,8 @@ Standard full fine-tuning (Devlin et al. 2019, arXiv 1810.04805, §4) with the r
 from __future__ import annotations
 
 from ...registry import METHODS
-from ...train import fit
-from ._common import TuneConfig, extra_hooks, fit_options, prepare_model, tune_child
+from ..base import fit_on
+from ._common import TuneConfig, extra_hooks, prepare_model, tune_child
 
 __all__ = ["VanillaConfig", "derive"]
 
@@ -25,5 +25,5 @@ class VanillaConfig(TuneConfig):
 def derive(parent, task, cfg: VanillaConfig, ctx):
     """Fine-tune all of the parent's weights on the task (baseline of the tune family)."""
     model, replaced = prepare_model(parent, task, cfg, ctx)
-    history = fit(model, (task.x_train, task.y_train), cfg.train, hooks=extra_hooks(ctx), **fit_options(task, cfg, ctx))
+    history = fit_on(task, model, cfg.train, ctx, hooks=extra_hooks(ctx), val=cfg.val_accuracy)
     return tune_child(model, "vanilla", cfg, ctx, parent, task, head_replaced=replaced, history=history)

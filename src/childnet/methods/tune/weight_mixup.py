@@ -39,7 +39,8 @@ from pydantic import Field
 from ...registry import METHODS
 from ...tasks.base import num_examples, take
 from ...train import fit
-from ._common import TuneConfig, TuneTrainConfig, extra_hooks, fit_options, prepare_model, tune_child
+from ..base import fit_on
+from ._common import TuneConfig, TuneTrainConfig, extra_hooks, prepare_model, tune_child
 from ._mixup import AlphaStep, alpha_mean, alpha_parameters, attach_mixup, bake_mixup, weight_parameters
 
 __all__ = ["WeightMixupConfig", "derive"]
@@ -115,8 +116,8 @@ def _finetune(parent, task, cfg: WeightMixupConfig, ctx, factors, mean_weights):
             for name, p in model.named_parameters():
                 if name in mean_weights:
                     p.copy_(mean_weights[name])
-    history = fit(model, (task.x_train, task.y_train), cfg.train, hooks=extra_hooks(ctx),
-                  params=weight_parameters(model, mixers), **fit_options(task, cfg, ctx))
+    history = fit_on(task, model, cfg.train, ctx, hooks=extra_hooks(ctx), params=weight_parameters(model, mixers),
+                     val=cfg.val_accuracy)
     return model, mixers, replaced, history
 
 
@@ -125,8 +126,8 @@ def _joint(parent, task, cfg: WeightMixupConfig, ctx):
     model, replaced = prepare_model(parent, task, cfg, ctx)
     mixers = attach_mixup(model, parent.model, form=cfg.form, init_std=cfg.alpha_init_std, seed=ctx.seed)
     hook = _alpha_step(mixers, cfg, None, ctx.seed)
-    history = fit(model, (task.x_train, task.y_train), cfg.train, hooks=[hook, *extra_hooks(ctx)],
-                  params=weight_parameters(model, mixers), **fit_options(task, cfg, ctx))
+    history = fit_on(task, model, cfg.train, ctx, hooks=[hook, *extra_hooks(ctx)],
+                     params=weight_parameters(model, mixers), val=cfg.val_accuracy)
     return model, mixers, replaced, history
 
 
