@@ -35,7 +35,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .checkpoint import load_tensors
 from .errors import ChildnetError
+from .models.base import unit_groups
 
 __all__ = [
     "MaskParametrization",
@@ -258,14 +260,12 @@ def structured_masks(
     The score of a unit is the L1 (Li et al. 2017, "Pruning Filters for Efficient ConvNets") or L2 norm
     of its incoming weights. The returned set masks the unit's weight rows, bias and BatchNorm
     scale/shift, so a masked unit outputs exactly zero; which layers have prunable units (and why, for
-    ResNets) is :func:`childnet.shrink.unit_groups`.
+    ResNets) is :func:`childnet.models.base.unit_groups` (each model declares its own).
 
     Raises:
         ChildnetError: the model has no structure childnet can shrink along, or ``structure`` names one
             the model does not have (``channels`` of an mlp, ``neurons`` of a cnn).
     """
-    from .shrink import unit_groups  # shrink knows the architectures
-
     sparsity = check_sparsity(sparsity)
     groups = unit_groups(model, structure)
     params = plain_parameters(model)
@@ -323,8 +323,6 @@ def check_masks(model: nn.Module, masks: Masks, source: str | None = None) -> Ma
 
 def load_masks(path: str | Path, model: nn.Module) -> Masks:
     """Read a ``masks.safetensors`` file and check it against ``model``."""
-    from .checkpoint import load_tensors
-
     return check_masks(model, load_tensors(path), str(path))
 
 

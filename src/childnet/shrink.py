@@ -1,12 +1,13 @@
 """Structured shrinking: turn a neuron/channel-masked model into a physically smaller one.
 
 Masks alone save nothing — a pruned parent full of zeros costs what the parent costs. :func:`shrink`
-rebuilds the model through its registered builder with fewer units (``mlp`` via ``hidden``, ``cnn``
-via ``channels``, ``resnet`` via ``inner_widths``) and copies the kept slices of every tensor, so the
+rebuilds the model through its registered builder with fewer units (the model's ``shrunk_spec``:
+``mlp`` via ``hidden``, ``cnn`` via ``channels``, ``resnet`` via ``inner_widths``) and copies the kept slices of every tensor, so the
 child's outputs equal the masked parent's (to float tolerance) while its parameters, MACs and latency
 really drop.
 
-Which units can go (:func:`unit_groups`):
+Which units can go is declared by each model (``ChildnetModel.unit_groups``, registered with
+``units="neurons"`` or ``"channels"``; :func:`unit_groups` asks it):
 
 - **mlp**: the neurons of every hidden Linear layer (rows of its weight and bias; the next layer's
   matching input columns go with them).
@@ -25,116 +26,14 @@ shift); then it outputs exactly 0 in the masked model and deleting it changes no
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .errors import ChildnetError
+from .masks import check_masks, current_masks, remove_masks
+from .models.base import UnitGroup, build_model, model_spec, shrinkable_models, unit_groups
 
-__all__ = ["UnitGroup", "unit_groups", "kept_units", "shrink", "SHRINKABLE"]
-
-#: model name → the structure word users write for its units.
-SHRINKABLE = {"mlp": "neurons", "cnn": "channels", "resnet": "channels"}
-
-
-@dataclass(frozen=True)
-class UnitGroup:
-    """The prunable units of one layer.
-
-    Attributes:
-        name: the layer (``blocks.0``, ``body.1``, ``stages.0.1``).
-        score_param: weight whose rows score the units (dim 0 = unit).
-        unit_params: parameters masked per unit along dim 0 (weight, bias, BN scale and shift).
-        unit_buffers: buffers sliced along dim 0 when shrinking (BN running statistics).
-        consumers: weights reading these units, sliced along dim 1 when shrinking.
-        size: number of units.
-    """
-
-    name: str
-    score_param: str
-    unit_params: tuple[str, ...]
-    unit_buffers: tuple[str, ...] = ()
-    consumers: tuple[str, ...] = ()
-    size: int = 0
-
-
-def _model_name(model: nn.Module) -> str:
-    return str(getattr(model, "childnet_spec", {}).get("name", type(model).__name__))
-
-
-def _bn_params(prefix: str, bn: nn.Module | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    if bn is None:
-        return (), ()
-    params = tuple(f"{prefix}.{p}" for p in ("weight", "bias") if getattr(bn, p, None) is not None)
-    bufs = tuple(f"{prefix}.{b}" for b in ("running_mean", "running_var") if getattr(bn, b, None) is not None)
-    return params, bufs
-
-
-def _layer_params(prefix: str, layer: nn.Module) -> tuple[str, ...]:
-    return (f"{prefix}.weight",) + ((f"{prefix}.bias",) if layer.bias is not None else ())
-
-
-def _mlp_groups(model) -> list[UnitGroup]:
-    idx = [i for i, m in enumerate(model.body) if isinstance(m, nn.Linear)]
-    groups = []
-    for j, i in enumerate(idx):
-        consumer = f"body.{idx[j + 1]}.weight" if j + 1 < len(idx) else "head.weight"
-        layer = model.body[i]
-        groups.append(UnitGroup(f"body.{i}", f"body.{i}.weight", _layer_params(f"body.{i}", layer),
-                                (), (consumer,), layer.out_features))
-    return groups
-
-
-def _cnn_groups(model) -> list[UnitGroup]:
-    groups = []
-    for i, block in enumerate(model.blocks):
-        conv = block[0]
-        bn = block[1] if len(block) > 1 and isinstance(block[1], nn.BatchNorm2d) else None
-        bn_p, bn_b = _bn_params(f"blocks.{i}.1", bn)
-        consumer = f"blocks.{i + 1}.0.weight" if i + 1 < len(model.blocks) else "head.weight"
-        groups.append(UnitGroup(f"blocks.{i}", f"blocks.{i}.0.weight", _layer_params(f"blocks.{i}.0", conv) + bn_p,
-                                bn_b, (consumer,), conv.out_channels))
-    return groups
-
-
-def _resnet_groups(model) -> list[UnitGroup]:
-    groups = []
-    for s, stage in enumerate(model.stages):
-        for b, block in enumerate(stage):
-            p = f"stages.{s}.{b}"
-            bn_p, bn_b = _bn_params(f"{p}.bn1", block.bn1)
-            groups.append(UnitGroup(p, f"{p}.conv1.weight", (f"{p}.conv1.weight",) + bn_p, bn_b,
-                                    (f"{p}.conv2.weight",), block.conv1.out_channels))
-    return groups
-
-
-_GROUPS = {"mlp": _mlp_groups, "cnn": _cnn_groups, "resnet": _resnet_groups}
-
-
-def unit_groups(model: nn.Module, structure: str = "units") -> list[UnitGroup]:
-    """The prunable units of ``model``, one group per layer (see the module docstring).
-
-    Args:
-        model: an ``mlp``, ``cnn`` or ``resnet`` built by :func:`childnet.models.build_model`.
-        structure: ``units`` (whatever the model has), ``neurons`` (mlp) or ``channels`` (cnn, resnet).
-
-    Raises:
-        ChildnetError: the model cannot be shrunk, or not along ``structure``.
-    """
-    name = _model_name(model)
-    if name not in _GROUPS:
-        raise ChildnetError(
-            f"structured pruning: model '{name}' cannot be shrunk along neurons or channels; "
-            f"childnet can shrink {', '.join(f'{k} ({v})' for k, v in SHRINKABLE.items())}. "
-            "Use structure: weights (unstructured masks) for this model."
-        )
-    if structure not in ("units", SHRINKABLE[name]):
-        raise ChildnetError(
-            f"structure: model '{name}' has {SHRINKABLE[name]}, not {structure} "
-            f"(use structure: {SHRINKABLE[name]}, or weights)"
-        )
-    return _GROUPS[name](model)
+__all__ = ["UnitGroup", "unit_groups", "kept_units", "shrink", "shrinkable_models"]
 
 
 def kept_units(groups: list[UnitGroup], masks: dict[str, torch.Tensor]) -> dict[str, list[int]]:
@@ -154,20 +53,7 @@ def kept_units(groups: list[UnitGroup], masks: dict[str, torch.Tensor]) -> dict[
 
 
 def _new_spec(model: nn.Module, groups: list[UnitGroup], keep: dict[str, list[int]]) -> dict:
-    from .models.base import model_spec
-
-    spec = model_spec(model)
-    widths = [len(keep[g.name]) for g in groups]
-    name = spec["name"]
-    if name == "mlp":
-        spec["hidden"] = widths
-    elif name == "cnn":
-        spec["channels"] = widths
-        spec.pop("width", None)
-        spec.pop("depth", None)
-    else:
-        spec["inner_widths"] = widths
-    return spec
+    return model.shrunk_spec(model_spec(model), [len(keep[g.name]) for g in groups])
 
 
 def _slice_plan(groups: list[UnitGroup], keep: dict[str, list[int]]) -> dict[str, dict[int, torch.Tensor]]:
@@ -193,9 +79,6 @@ def shrink(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> tu
         ``(small_model, kept)``: the new model (built by the registry, so a child of it saves and loads)
         and, per layer, the indices of the units kept.
     """
-    from .masks import check_masks, current_masks, remove_masks
-    from .models.base import build_model
-
     groups = unit_groups(model)
     masks = check_masks(model, masks if masks is not None else current_masks(model))
     keep = kept_units(groups, masks)

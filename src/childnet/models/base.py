@@ -9,15 +9,17 @@ can be rebuilt from its ``child.json`` without pickling code.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .._base import validate_entry
-from ..errors import ConfigError
+from ..errors import ChildnetError, ConfigError
 from ..registry import MODELS
 
-__all__ = ["ChildnetModel", "build_model", "model_spec", "MAX_UNITS", "MAX_LAYERS", "MAX_PARAMS"]
+__all__ = ["ChildnetModel", "build_model", "model_spec", "MAX_UNITS", "MAX_LAYERS", "MAX_PARAMS", "UnitGroup",
+           "unit_groups", "shrinkable_models"]
 
 #: Sane bounds on a model's size, checked before any tensor is allocated (a card asking for a billion
 #: units fails with a sentence, not by exhausting memory).
@@ -30,10 +32,58 @@ MAX_CLASSES = 100_000
 MAX_PARAMS = 2_000_000_000
 
 
+@dataclass(frozen=True)
+class UnitGroup:
+    """The prunable units (neurons, channels) of one layer, as the model declares them.
+
+    Attributes:
+        name: the layer (``blocks.0``, ``body.1``, ``stages.0.1``).
+        score_param: weight whose rows score the units (dim 0 = unit).
+        unit_params: parameters masked per unit along dim 0 (weight, bias, BN scale and shift).
+        unit_buffers: buffers sliced along dim 0 when shrinking (BN running statistics).
+        consumers: weights reading these units, sliced along dim 1 when shrinking.
+        size: number of units.
+    """
+
+    name: str
+    score_param: str
+    unit_params: tuple[str, ...]
+    unit_buffers: tuple[str, ...] = ()
+    consumers: tuple[str, ...] = ()
+    size: int = 0
+
+
+def norm_params(prefix: str, norm: nn.Module | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(params, buffers)`` names of a norm layer's per-unit scale/shift and running statistics."""
+    if norm is None:
+        return (), ()
+    params = tuple(f"{prefix}.{p}" for p in ("weight", "bias") if getattr(norm, p, None) is not None)
+    bufs = tuple(f"{prefix}.{b}" for b in ("running_mean", "running_var") if getattr(norm, b, None) is not None)
+    return params, bufs
+
+
+def layer_params(prefix: str, layer: nn.Module) -> tuple[str, ...]:
+    """Names of a Linear/Conv layer's weight and (if any) bias."""
+    return (f"{prefix}.weight",) + ((f"{prefix}.bias",) if layer.bias is not None else ())
+
+
 class ChildnetModel(nn.Module):
-    """Base: subclasses define ``forward_features`` and a ``head`` module."""
+    """Base: subclasses define ``forward_features`` and a ``head`` module.
+
+    A model whose units (neurons, channels) can be pruned structurally and removed declares them:
+    register it with ``units="neurons"`` (or ``"channels"``) and implement :meth:`unit_groups` and
+    :meth:`shrunk_spec`; :mod:`childnet.masks` and :mod:`childnet.shrink` then work on it unchanged.
+    """
 
     head: nn.Module
+
+    def unit_groups(self) -> list[UnitGroup]:
+        """The prunable units, one group per layer (models that have none need not override this)."""
+        raise NotImplementedError
+
+    def shrunk_spec(self, spec: dict, widths: list[int]) -> dict:
+        """``spec`` (this model's own) rebuilt with ``widths[i]`` units in ``unit_groups()[i]``."""
+        raise NotImplementedError
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -92,3 +142,34 @@ def model_spec(model: nn.Module) -> dict:
             "rebuilt on load; register a builder for it"
         )
     return copy.deepcopy(spec)
+
+
+def shrinkable_models() -> dict[str, str]:
+    """Registered models that declare prunable units: name → what the units are called."""
+    return {e.name: e.meta["units"] for e in MODELS.entries() if e.meta.get("units")}
+
+
+def unit_groups(model: nn.Module, structure: str = "units") -> list[UnitGroup]:
+    """The prunable units of ``model``, one group per layer, as the model declares them.
+
+    Args:
+        model: a model built by :func:`build_model` whose registration declares ``units``.
+        structure: ``units`` (whatever the model has), or the model's own word (``neurons``, ``channels``).
+
+    Raises:
+        ChildnetError: the model cannot be shrunk, or not along ``structure``.
+    """
+    name = str(getattr(model, "childnet_spec", {}).get("name", type(model).__name__))
+    known = shrinkable_models()
+    if name not in known:
+        raise ChildnetError(
+            f"structured pruning: model '{name}' cannot be shrunk along neurons or channels; "
+            f"childnet can shrink {', '.join(f'{k} ({v})' for k, v in known.items())}. "
+            "Use structure: weights (unstructured masks) for this model."
+        )
+    if structure not in ("units", known[name]):
+        raise ChildnetError(
+            f"structure: model '{name}' has {known[name]}, not {structure} "
+            f"(use structure: {known[name]}, or weights)"
+        )
+    return model.unit_groups()

@@ -9,7 +9,7 @@ from torch import nn
 
 from .._base import Config
 from ..registry import MODELS
-from .base import MAX_LAYERS, MAX_UNITS, ChildnetModel
+from .base import MAX_LAYERS, MAX_UNITS, ChildnetModel, UnitGroup, layer_params, norm_params
 
 __all__ = ["CNN", "CNNConfig"]
 
@@ -59,8 +59,25 @@ class CNN(ChildnetModel):
     def forward_features(self, x):
         return self.pool(self.blocks(x)).flatten(1)
 
+    def unit_groups(self) -> list[UnitGroup]:
+        """The output channels of every conv block (filter, bias, BatchNorm scale/shift and running
+        statistics); the next conv's (or the head's) input channels go with them."""
+        groups = []
+        for i, block in enumerate(self.blocks):
+            conv = block[0]
+            bn = block[1] if len(block) > 1 and isinstance(block[1], nn.modules.batchnorm._BatchNorm) else None
+            bn_p, bn_b = norm_params(f"blocks.{i}.1", bn)
+            consumer = f"blocks.{i + 1}.0.weight" if i + 1 < len(self.blocks) else "head.weight"
+            groups.append(UnitGroup(f"blocks.{i}", f"blocks.{i}.0.weight",
+                                    layer_params(f"blocks.{i}.0", conv) + bn_p, bn_b, (consumer,), conv.out_channels))
+        return groups
 
-@MODELS.register("cnn", config=CNNConfig)
+    def shrunk_spec(self, spec: dict, widths: list[int]) -> dict:
+        spec = {k: v for k, v in spec.items() if k not in ("width", "depth")}
+        return {**spec, "channels": list(widths)}
+
+
+@MODELS.register("cnn", config=CNNConfig, units="channels")
 def cnn(cfg: CNNConfig, input_shape: tuple, num_classes: int) -> CNN:
     """CNN: conv-BN-ReLU-pool blocks (width doubling every 2 blocks), global pool, linear head."""
     if len(input_shape) != 3:

@@ -10,7 +10,7 @@ from torch import nn
 
 from .._base import Config
 from ..registry import MODELS
-from .base import MAX_LAYERS, MAX_UNITS, ChildnetModel
+from .base import MAX_LAYERS, MAX_UNITS, ChildnetModel, UnitGroup, layer_params
 
 __all__ = ["MLP", "MLPConfig"]
 
@@ -34,8 +34,22 @@ class MLP(ChildnetModel):
     def forward_features(self, x):
         return self.body(x)
 
+    def unit_groups(self) -> list[UnitGroup]:
+        """The neurons of every hidden Linear layer (the next layer's matching input columns go with them)."""
+        idx = [i for i, m in enumerate(self.body) if isinstance(m, nn.Linear)]
+        groups = []
+        for j, i in enumerate(idx):
+            consumer = f"body.{idx[j + 1]}.weight" if j + 1 < len(idx) else "head.weight"
+            layer = self.body[i]
+            groups.append(UnitGroup(f"body.{i}", f"body.{i}.weight", layer_params(f"body.{i}", layer),
+                                    (), (consumer,), layer.out_features))
+        return groups
 
-@MODELS.register("mlp", config=MLPConfig)
+    def shrunk_spec(self, spec: dict, widths: list[int]) -> dict:
+        return {**spec, "hidden": list(widths)}
+
+
+@MODELS.register("mlp", config=MLPConfig, units="neurons")
 def mlp(cfg: MLPConfig, input_shape: tuple, num_classes: int) -> MLP:
     """MLP: Linear-ReLU layers of widths ``hidden`` on the flattened input."""
     if not input_shape:

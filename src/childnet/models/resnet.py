@@ -17,7 +17,7 @@ from torch import nn
 from .._base import Config
 from ..errors import ConfigError
 from ..registry import MODELS
-from .base import MAX_UNITS, ChildnetModel
+from .base import MAX_UNITS, ChildnetModel, UnitGroup, norm_params
 
 __all__ = ["ResNet", "ResNetConfig", "BasicBlock"]
 
@@ -94,8 +94,27 @@ class ResNet(ChildnetModel):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.stages(self.stem(x))).flatten(1)
 
+    def unit_groups(self) -> list[UnitGroup]:
+        """Only the channels inside each basic block (conv1's filters and bn1; conv2's input channels).
 
-@MODELS.register("resnet", config=ResNetConfig)
+        The residual stream's channels are shared by every block of a stage through ``out + shortcut(x)``,
+        so removing one would need it gone from the stem, all blocks and the zero-padding shortcuts; the
+        stream stays at full width (Li et al. 2017, "Pruning Filters for Efficient ConvNets", §4.2).
+        """
+        groups = []
+        for s, stage in enumerate(self.stages):
+            for b, block in enumerate(stage):
+                p = f"stages.{s}.{b}"
+                bn_p, bn_b = norm_params(f"{p}.bn1", block.bn1)
+                groups.append(UnitGroup(p, f"{p}.conv1.weight", (f"{p}.conv1.weight",) + bn_p, bn_b,
+                                        (f"{p}.conv2.weight",), block.conv1.out_channels))
+        return groups
+
+    def shrunk_spec(self, spec: dict, widths: list[int]) -> dict:
+        return {**spec, "inner_widths": list(widths)}
+
+
+@MODELS.register("resnet", config=ResNetConfig, units="channels")
 def resnet(cfg: ResNetConfig, input_shape: tuple, num_classes: int) -> ResNet:
     """CIFAR-style ResNet-(6n+2) with 16/32/64·width_mult stage widths (He et al. 2016)."""
     if len(input_shape) != 3:
