@@ -36,6 +36,7 @@ class Kind(str, Enum):
     methods = "methods"
     models = "models"
     tasks = "tasks"
+    scorers = "scorers"
     all = "all"
 
 
@@ -90,11 +91,11 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder written by `ch
 
 
 @app.command("list")
-def list_(kind: Kind = typer.Argument(Kind.all, help="methods | models | tasks | all")) -> None:
-    """List registered methods, models and tasks."""
-    from .registry import METHODS, MODELS, TASKS
+def list_(kind: Kind = typer.Argument(Kind.all, help="methods | models | tasks | scorers | all")) -> None:
+    """List registered methods, models, tasks and mask scorers."""
+    from .registry import METHODS, MODELS, SCORERS, TASKS
 
-    regs = {"methods": METHODS, "models": MODELS, "tasks": TASKS}
+    regs = {"methods": METHODS, "models": MODELS, "tasks": TASKS, "scorers": SCORERS}
     for name, reg in regs.items():
         if kind.value not in ("all", name):
             continue

@@ -38,11 +38,13 @@ from torch.nn.utils import parametrize
 from .checkpoint import load_tensors
 from .errors import ChildnetError
 from .models.base import unit_groups
+from .scorers import score as _score
 
 __all__ = [
     "MaskParametrization",
     "Masks",
     "prunable_names",
+    "scored_masks",
     "magnitude_masks",
     "random_masks",
     "anti_random_masks",
@@ -151,6 +153,42 @@ def _resolve_names(model: nn.Module, names: list[str] | None, include_head: bool
     return names, params
 
 
+def scored_masks(
+    model: nn.Module,
+    sparsity: float,
+    scorer: str = "magnitude",
+    *,
+    seed: int = 0,
+    data=None,
+    scope: Literal["global", "layer"] = "global",
+    names: list[str] | None = None,
+    include_head: bool = False,
+    previous: Masks | None = None,
+) -> Masks:
+    """Prune exactly ``round(sparsity · n)`` of the selected weights, lowest scores of ``scorer`` first.
+
+    Args:
+        model: the network (masked parameters are scored by their effective value).
+        sparsity: fraction of the selected weights to prune, in [0, 1).
+        scorer: a registered scorer (:mod:`childnet.scorers`: magnitude, random, anti_random, fisher, …).
+        seed: for scorers that draw random numbers.
+        data: ``(x, y)`` for scorers that look at data (fisher).
+        scope: ``global`` (one threshold over all selected weights) or ``layer`` (the same fraction of
+            every tensor).
+        names: parameters to prune (default :func:`prunable_names`).
+        include_head: with ``names=None``, also prune the classifier head.
+        previous: masks of an earlier round; weights pruned there stay pruned (iterative pruning).
+    """
+    sparsity = check_sparsity(sparsity)
+    names, _ = _resolve_names(model, names, include_head)
+    scores = {n: s.detach().float().cpu().clone() for n, s in _score(scorer, model, names, seed=seed, data=data).items()}
+    if previous is not None:
+        for n, s in scores.items():
+            if n in previous:
+                s[~previous[n].bool().cpu()] = -float("inf")  # below every score: pruned first
+    return _select_lowest(scores, sparsity, scope)
+
+
 def magnitude_masks(
     model: nn.Module,
     sparsity: float,
@@ -160,26 +198,9 @@ def magnitude_masks(
     include_head: bool = False,
     previous: Masks | None = None,
 ) -> Masks:
-    """Keep the largest-magnitude weights; exactly ``round(sparsity · n)`` are pruned.
-
-    Args:
-        model: the network (masked parameters are scored by their effective value).
-        sparsity: fraction of the selected weights to prune, in [0, 1).
-        scope: ``global`` (one threshold over all selected weights) or ``layer`` (the same fraction of
-            every tensor).
-        names: parameters to prune (default :func:`prunable_names`).
-        include_head: with ``names=None``, also prune the classifier head.
-        previous: masks of an earlier round; weights pruned there stay pruned (iterative pruning).
-    """
-    sparsity = check_sparsity(sparsity)
-    names, params = _resolve_names(model, names, include_head)
-    scores = {}
-    for n in names:
-        s = params[n].detach().abs().float().cpu().clone()
-        if previous is not None and n in previous:
-            s[~previous[n].bool().cpu()] = -1.0  # below every |w|: pruned first
-        scores[n] = s
-    return _select_lowest(scores, sparsity, scope)
+    """Keep the largest-magnitude weights; exactly ``round(sparsity · n)`` are pruned (see :func:`scored_masks`)."""
+    return scored_masks(model, sparsity, "magnitude", scope=scope, names=names, include_head=include_head,
+                        previous=previous)
 
 
 def random_masks(
@@ -192,11 +213,7 @@ def random_masks(
     include_head: bool = False,
 ) -> Masks:
     """Prune a uniformly random ``round(sparsity · n)`` of the selected weights (per layer by default)."""
-    sparsity = check_sparsity(sparsity)
-    names, params = _resolve_names(model, names, include_head)
-    gen = torch.Generator().manual_seed(int(seed))
-    scores = {n: torch.rand(params[n].shape, generator=gen) for n in names}
-    return _select_lowest(scores, sparsity, scope)
+    return scored_masks(model, sparsity, "random", seed=seed, scope=scope, names=names, include_head=include_head)
 
 
 def complement_masks(masks: Masks) -> Masks:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .errors import ChildnetError
 
-__all__ = ["Entry", "Registry", "METHODS", "MODELS", "TASKS", "load_all"]
+__all__ = ["Entry", "Registry", "METHODS", "MODELS", "TASKS", "SCORERS", "load_all"]
 
 
 @dataclass(frozen=True)
@@ -89,16 +89,19 @@ class Registry:
 METHODS = Registry("method")
 MODELS = Registry("model")
 TASKS = Registry("task")
+#: Mask scorers (:mod:`childnet.scorers`): ``score(model, names, *, seed, data) -> {name: scores}``.
+SCORERS = Registry("scorer")
 
 _LOADED = False
 
 
 def load_all() -> None:
-    """Import every module under childnet.tasks/models/methods so their entries register."""
+    """Import every module under childnet.tasks/models/methods (and childnet.scorers) so their entries register."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
+    importlib.import_module("childnet.scorers")
     for pkg_name in ("childnet.tasks", "childnet.models", "childnet.methods"):
         pkg = importlib.import_module(pkg_name)
         for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + "."):

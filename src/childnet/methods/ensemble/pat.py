@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from ...masks import anti_random_masks, apply_masks, masks_sparsity, remove_masks
+from ...errors import ChildnetError
+from ...masks import anti_random_masks, apply_masks, masks_sparsity, remove_masks, scored_masks, structured_masks
 from ...registry import METHODS
+from ...scorers import check_scorer
 from ...train import Hook, TrainConfig
 from ..base import fit_on
 from ._common import CostLedger, EnsembleMethodConfig, make_ensemble_child, member_card, member_progress, member_seed
@@ -43,8 +45,35 @@ class PATConfig(EnsembleMethodConfig):
     structure: Literal["weights", "neurons", "channels"] = Field(
         "weights", description="connections (weights) or whole units: neurons (mlp) / channels (cnn, resnet)")
     include_head: bool = Field(False, description="also prune the classifier head")
+    scorer: str = Field("anti_random", description="how each child's mask is drawn: anti_random (the paper: "
+                        "complement pairs) or any registered scorer, with member k's seed")
     tune: TrainConfig = Field(default_factory=_default_tune,
                               description="each child's tuning run (paper: 10 epochs, SGD 0.1, one-cycle)")
+
+    @field_validator("scorer")
+    @classmethod
+    def _known_scorer(cls, v: str) -> str:
+        return check_scorer(v)
+
+
+def member_masks(parent, task, cfg: PATConfig, seed: int) -> list[dict]:
+    """Each member's masks: anti-random pairs (the paper), or ``cfg.scorer`` with member k's seed."""
+    units = cfg.structure != "weights"
+    if cfg.scorer == "anti_random":
+        return anti_random_masks(parent.model, cfg.members, sparsity=cfg.sparsity, seed=member_seed(seed, 0),
+                                 structure="units" if units else "weights", include_head=cfg.include_head)
+    if units and cfg.scorer not in ("magnitude", "random"):
+        raise ChildnetError(f"scorer: whole {cfg.structure} are ranked by their L1 norm (magnitude) or at random; "
+                            f"use scorer anti_random, magnitude or random, or structure: weights (got {cfg.scorer!r})")
+    out = []
+    for k in range(cfg.members):
+        if units:
+            out.append(structured_masks(parent.model, cfg.sparsity, score="l1" if cfg.scorer == "magnitude" else "random",
+                                        seed=member_seed(seed, k)))
+        else:
+            out.append(scored_masks(parent.model, cfg.sparsity, cfg.scorer, seed=member_seed(seed, k), scope="layer",
+                                    data=(task.x_train, task.y_train), include_head=cfg.include_head))
+    return out
 
 
 def tune_members(parent, task, cfg: PATConfig, ctx, method: str, extra_hooks=lambda k, masks: []):
@@ -54,10 +83,7 @@ def tune_members(parent, task, cfg: PATConfig, ctx, method: str, extra_hooks=lam
         extra_hooks: ``(k, masks) -> [Hook, ...]`` added to member k's tuning run (``pat_ssa`` passes
             its annealing hook here).
     """
-    mask_sets = anti_random_masks(parent.model, cfg.members, sparsity=cfg.sparsity,
-                                  seed=member_seed(ctx.seed, 0),
-                                  structure="weights" if cfg.structure == "weights" else "units",
-                                  include_head=cfg.include_head)
+    mask_sets = member_masks(parent, task, cfg, ctx.seed)
     ledger = CostLedger(task)
     models, cards, all_masks = [], [], {}
     for k, masks in enumerate(mask_sets):

@@ -13,8 +13,10 @@ import torch
 from pydantic import Field, field_validator
 
 from ...config import Config
-from ...masks import Masks, load_masks, magnitude_masks, masks_sparsity, random_masks, remove_masks, structured_masks
+from ...errors import ChildnetError
+from ...masks import Masks, load_masks, masks_sparsity, remove_masks, scored_masks, structured_masks
 from ...parent import Parent
+from ...scorers import check_scorer
 from ...shrink import shrink
 from ...train import TrainConfig
 from ..base import Context, make_child
@@ -31,7 +33,8 @@ class PruneConfig(Config):
     """Fields every prune method has."""
 
     sparsity: float = Field(0.9, description="fraction of the prunable weights (or units) removed, in [0, 1)")
-    scorer: Literal["magnitude", "random"] = Field("magnitude", description="which weights go: smallest |w| or random")
+    scorer: str = Field("magnitude", description="which weights go: any registered scorer (childnet list scorers: "
+                        "magnitude = smallest |w|, random, anti_random, fisher, …); structured: magnitude (L1) or random")
     scope: Literal["global", "layer"] = Field(
         "global", description="one magnitude threshold over all prunable weights, or the same fraction per layer")
     structure: Literal["weights", "neurons", "channels"] = Field(
@@ -39,6 +42,11 @@ class PruneConfig(Config):
         "resnet): a physically smaller child")
     include_head: bool = Field(False, description="also prune the classifier head (weights structure)")
     tune: TrainConfig = Field(default_factory=default_tune, description="the tuning run (same budget for every method)")
+
+    @field_validator("scorer")
+    @classmethod
+    def _known_scorer(cls, v: str) -> str:
+        return check_scorer(v)
 
     @field_validator("sparsity")
     @classmethod
@@ -57,17 +65,23 @@ def start_model(parent: Parent, ctx: Context) -> torch.nn.Module:
 
 
 def target_masks(model: torch.nn.Module, cfg: PruneConfig, seed: int, sparsity: float | None = None,
-                 previous: Masks | None = None, mask_file: str | None = None) -> Masks:
-    """The masks at ``sparsity`` (default ``cfg.sparsity``) by ``cfg``'s scorer, scope and structure."""
+                 previous: Masks | None = None, mask_file: str | None = None, data=None) -> Masks:
+    """The masks at ``sparsity`` (default ``cfg.sparsity``) by ``cfg``'s scorer, scope and structure.
+
+    Args:
+        data: ``(x, y)`` of the training split, for scorers that look at data (fisher).
+    """
     if mask_file:
         return load_masks(mask_file, model)
     s = cfg.sparsity if sparsity is None else sparsity
     if cfg.structure != "weights":
+        if cfg.scorer not in ("magnitude", "random"):
+            raise ChildnetError(f"scorer: structured pruning ranks whole units by their L1 norm (magnitude) or at "
+                                f"random; use scorer magnitude or random, or structure: weights (got {cfg.scorer!r})")
         score = "l1" if cfg.scorer == "magnitude" else "random"
         return structured_masks(model, s, score=score, seed=seed, structure=cfg.structure)
-    if cfg.scorer == "random":
-        return random_masks(model, s, seed=seed, scope=cfg.scope, include_head=cfg.include_head)
-    return magnitude_masks(model, s, scope=cfg.scope, include_head=cfg.include_head, previous=previous)
+    return scored_masks(model, s, cfg.scorer, seed=seed, data=data, scope=cfg.scope, include_head=cfg.include_head,
+                        previous=previous)
 
 
 def finish_child(model, masks: Masks, method: str, cfg: PruneConfig, ctx: Context, parent, task,

@@ -56,8 +56,8 @@ def round_sparsity(sparsity: float, r: int, rounds: int, schedule: str = "geomet
 class IterativePruning(Hook):
     """Prunes to round r's sparsity at step ``(r−1)/(k−1) · prune_frac · T`` (round 1 before training)."""
 
-    def __init__(self, cfg: IterativeConfig, seed: int, masks: Masks):
-        self.cfg, self.seed, self.masks = cfg, seed, masks
+    def __init__(self, cfg: IterativeConfig, seed: int, masks: Masks, data=None):
+        self.cfg, self.seed, self.masks, self.data = cfg, seed, masks, data
         self.round = 1
         self.at: dict[int, int] = {}
 
@@ -75,7 +75,7 @@ class IterativePruning(Hook):
     def prune_to(self, model, r: int) -> None:
         """Apply round ``r``'s masks (previously pruned weights stay pruned)."""
         s = round_sparsity(self.cfg.sparsity, r, self.cfg.rounds, self.cfg.schedule)
-        self.masks = target_masks(model, self.cfg, self.seed, sparsity=s, previous=self.masks)
+        self.masks = target_masks(model, self.cfg, self.seed, sparsity=s, previous=self.masks, data=self.data)
         apply_masks(model, self.masks)
         self.round = r
 
@@ -86,9 +86,10 @@ def derive(parent, task, cfg: IterativeConfig, ctx):
     """Iterative magnitude pruning: k rounds of prune-a-little + tune within one tuning budget."""
     model = start_model(parent, ctx)
     first = round_sparsity(cfg.sparsity, 1, cfg.rounds, cfg.schedule)
-    masks = target_masks(model, cfg, ctx.seed, sparsity=first)
+    data = (task.x_train, task.y_train)
+    masks = target_masks(model, cfg, ctx.seed, sparsity=first, data=data)
     apply_masks(model, masks)
-    hook = IterativePruning(cfg, ctx.seed, masks)
+    hook = IterativePruning(cfg, ctx.seed, masks, data)
     history = fit_on(task, model, cfg.tune, ctx, hooks=[hook])
     if hook.round < cfg.rounds:  # fewer tuning steps than rounds: still end at the target
         hook.prune_to(model, cfg.rounds)

@@ -37,7 +37,7 @@ class OneShotConfig(PruneConfig):
 def derive(parent, task, cfg: OneShotConfig, ctx):
     """One-shot pruning: prune to the target sparsity at once, then tune with the mask fixed."""
     model = start_model(parent, ctx)
-    masks = target_masks(model, cfg, ctx.seed, mask_file=cfg.masks)
+    masks = target_masks(model, cfg, ctx.seed, mask_file=cfg.masks, data=(task.x_train, task.y_train))
     apply_masks(model, masks)
     kept = None
     if cfg.structure != "weights":

@@ -137,7 +137,7 @@ class SubnetworkAnnealing(Hook):
 def derive(parent, task, cfg: SSAConfig, ctx):
     """Stochastic Subnetwork Annealing: Bernoulli masks, pruned weights' P annealed to 0 (Whitaker & Whitley 2024)."""
     model = start_model(parent, ctx)
-    masks = target_masks(model, cfg, ctx.seed)
+    masks = target_masks(model, cfg, ctx.seed, data=(task.x_train, task.y_train))
     apply_masks(model, masks, zero_pruned=False)
     hook = SubnetworkAnnealing(masks, variant=cfg.variant, t0=cfg.t0, anneal=cfg.anneal,
                                anneal_frac=cfg.anneal_frac, seed=ctx.seed)

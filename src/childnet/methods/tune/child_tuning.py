@@ -33,12 +33,11 @@ import time
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
 from ...registry import METHODS
-from ...tasks.base import Inputs, num_examples, take, to_device
+from ...scorers import check_scorer, fisher_information, score
 from ...train import Hook, TrainState
 from ..base import fit_on
 from ._common import TuneConfig, body_parameters, extra_hooks, prepare_model, tune_child
@@ -81,6 +80,13 @@ class ChildTuningDConfig(TuneConfig):
     p_d: float = Field(0.3, description="fraction p_D of encoder weights the child updates, in (0, 1] (paper: 0.1-0.3)")
     fisher_clip: float | None = Field(1.0, gt=0, description="clip each tensor's gradient norm before squaring")
     fisher_batch_size: int | None = Field(None, ge=1, description="batch of the Fisher pass (default: train.batch_size)")
+    scorer: str = Field("fisher", description="what ranks the encoder weights: fisher (the paper) or any registered "
+                        "scorer (magnitude, random, …)")
+
+    @field_validator("scorer")
+    @classmethod
+    def _check_scorer(cls, v: str) -> str:
+        return check_scorer(v)
 
     @field_validator("p_d")
     @classmethod
@@ -172,48 +178,6 @@ class FixedGradientMask(_ClipThenMask):
                 p.grad.mul_(m)
 
 
-def fisher_information(model: nn.Module, x: Inputs, y: torch.Tensor, params: dict[str, nn.Parameter], *,
-                       batch_size: int = 16, clip: float | None = 1.0, seed: int = 0,
-                       device="cpu") -> dict[str, torch.Tensor]:
-    """Diagonal Fisher information F_i = mean over batches of (∂L/∂w_i)² (Xu et al. 2021, eq. 5).
-
-    Args:
-        model: the network (train mode during the pass; its mode is restored).
-        x, y: the training set, visited once in order.
-        params: the weights to score (name → parameter).
-        batch_size: examples per batch.
-        clip: each tensor's gradient norm is clipped to this before squaring (official code).
-        seed: seeds dropout during the pass.
-
-    The pass leaves the model as it found it: buffers (BatchNorm running statistics) are restored and
-    gradients cleared.
-    """
-    was = model.training
-    buffers = {n: b.detach().clone() for n, b in model.named_buffers()}  # e.g. BatchNorm statistics
-    model.train()
-    scores = {n: torch.zeros_like(p) for n, p in params.items()}
-    n = num_examples(x)
-    batches = math.ceil(n / batch_size)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for i in range(0, n, batch_size):
-            model.zero_grad(set_to_none=True)
-            xb = to_device(take(x, slice(i, i + batch_size)), device)
-            F.cross_entropy(model(xb), y[i : i + batch_size].to(device)).backward()
-            for name, p in params.items():
-                if p.grad is None:
-                    continue
-                if clip:
-                    nn.utils.clip_grad_norm_(p, clip)
-                scores[name].add_(p.grad.detach() ** 2, alpha=1.0 / batches)
-    model.zero_grad(set_to_none=True)
-    with torch.no_grad():
-        for n, b in model.named_buffers():
-            b.copy_(buffers[n])
-    model.train(was)
-    return scores
-
-
 def top_fraction_mask(scores: dict[str, torch.Tensor], keep: float) -> dict[str, torch.Tensor]:
     """Boolean masks keeping exactly the round(keep · n) highest scores over all tensors (one threshold)."""
     flat = torch.cat([s.detach().flatten().float().cpu() for s in scores.values()])
@@ -252,8 +216,11 @@ def derive_d(parent, task, cfg: ChildTuningDConfig, ctx):
     model, replaced = prepare_model(parent, task, cfg, ctx)
     body = body_parameters(model)
     start, start_cpu = time.perf_counter(), time.process_time()
-    scores = fisher_information(model, task.x_train, task.y_train, body, clip=cfg.fisher_clip, seed=ctx.seed,
-                                batch_size=cfg.fisher_batch_size or cfg.train.batch_size, device=ctx.device)
+    if cfg.scorer == "fisher":  # the paper's options (clip, batch) are this method's fields
+        scores = fisher_information(model, task.x_train, task.y_train, body, clip=cfg.fisher_clip, seed=ctx.seed,
+                                    batch_size=cfg.fisher_batch_size or cfg.train.batch_size, device=ctx.device)
+    else:
+        scores = score(cfg.scorer, model, list(body), seed=ctx.seed, data=(task.x_train, task.y_train))
     masks = top_fraction_mask(scores, cfg.p_d)
     fisher_seconds, fisher_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     hook = FixedGradientMask([(body[n], m) for n, m in masks.items()], clip=cfg.train.grad_clip)
