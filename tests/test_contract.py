@@ -1,8 +1,9 @@
 """Contract tests over EVERY registered method (a new method is tested the moment it registers).
 
 Each method runs with its registered ``tiny`` options on sklearn digits from a tiny CNN parent:
-finite training losses, same seed → identical child weights, save → load → identical predictions,
-and a lineage card that names the method, its config and the parent.
+finite training losses, same seed → identical child weights, another seed → a different child,
+save → load → identical predictions, a lineage card that names the method, its config and the
+parent, and (prune family) a child never larger than its parent.
 """
 
 import math
@@ -12,7 +13,7 @@ import torch
 
 from childnet import Child
 from childnet.api import derive
-from childnet.evaluate import predict_proba
+from childnet.evaluate import count_nonzero, count_params, predict_proba
 from childnet.registry import METHODS
 
 NAMES = METHODS.names()
@@ -39,6 +40,12 @@ def test_method_contract(name, tiny_parent, digits_task, tmp_path):
     assert sa.keys() == sb.keys()
     for k in sa:
         assert torch.equal(sa[k], sb[k]), f"{name}: same seed gave different {k}"
+    c = derive(name, tiny_parent, digits_task, _tiny(name), seed=4)
+    sc = c.model.state_dict()
+    assert sc.keys() != sa.keys() or any(not torch.equal(sa[k], sc[k]) for k in sa), f"{name}: seed ignored"
+    if METHODS.get(name).family == "prune":
+        assert count_params(a.model) <= count_params(tiny_parent.model)
+        assert count_nonzero(a.model) < count_nonzero(tiny_parent.model), f"{name}: nothing was pruned"
     assert a.lineage.method == name and a.lineage.seed == 3
     assert a.lineage.parent["fingerprint"] == tiny_parent.fingerprint
     a.save(tmp_path / "child")

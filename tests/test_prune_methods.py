@@ -17,6 +17,7 @@ from childnet.evaluate import count_params, predict_proba
 from childnet.masks import apply_masks, magnitude_masks
 from childnet.methods.prune.iterative import round_sparsity
 from childnet.methods.prune.ssa import SubnetworkAnnealing
+from childnet.registry import METHODS
 from childnet.train import Hook, TrainConfig, fit
 
 TUNE = {"epochs": 1, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
@@ -26,7 +27,7 @@ def _weights(child):
     return dict(child.model.named_parameters())
 
 
-@pytest.mark.parametrize("method", ["oneshot", "iterative", "ssa"])
+@pytest.mark.parametrize("method", METHODS.names(family="prune"))
 def test_exact_sparsity_and_pruned_weights_are_zero(method, tiny_parent, digits_task, tmp_path):
     child = derive(method, tiny_parent, digits_task, {"sparsity": 0.8, "tune": TUNE}, seed=1)
     masks = child.masks

@@ -12,6 +12,7 @@ from childnet.errors import ChildnetError, ConfigError
 from childnet.methods.tune._common import body_parameters
 from childnet.methods.tune._mixup import AlphaStep, WeightMixup, attach_mixup, weight_parameters
 from childnet.methods.tune.child_tuning import BernoulliGradientMask, fisher_information, top_fraction_mask
+from childnet.registry import METHODS
 from childnet.train import TrainConfig, TrainState
 
 FAST = {"train": {"epochs": 1, "lr": 1e-3}}
@@ -153,7 +154,7 @@ def five_class_parent(digits_task, tmp_path_factory):
     return get_parent(spec, digits_task)
 
 
-@pytest.mark.parametrize("method", ["vanilla", "child_tuning_f", "child_tuning_d", "weight_mixup"])
+@pytest.mark.parametrize("method", METHODS.names(family="tune"))
 def test_parent_from_another_task_gets_a_new_head(five_class_parent, digits_task, tmp_path, method):
     assert five_class_parent.model.head.out_features == 5
     cfg = {**FAST, "blo": {"epochs": 0.3, "lr": 1e-3}, "n_resplits": 1} if method == "weight_mixup" else FAST

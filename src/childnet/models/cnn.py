@@ -77,7 +77,7 @@ class CNN(ChildnetModel):
         return {**spec, "channels": list(widths)}
 
 
-@MODELS.register("cnn", config=CNNConfig, units="channels")
+@MODELS.register("cnn", config=CNNConfig, units="channels", tiny={"width": 4, "depth": 2})
 def cnn(cfg: CNNConfig, input_shape: tuple, num_classes: int) -> CNN:
     """CNN: conv-BN-ReLU-pool blocks (width doubling every 2 blocks), global pool, linear head."""
     if len(input_shape) != 3:

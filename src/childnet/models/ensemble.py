@@ -60,7 +60,8 @@ class EnsembleModel(nn.Module):
         return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
 
 
-@MODELS.register("ensemble", config=EnsembleConfig)
+@MODELS.register("ensemble", config=EnsembleConfig,
+                 tiny={"members": [{"name": "mlp", "hidden": [8]}, {"name": "cnn", "width": 4, "depth": 1}]})
 def ensemble(cfg: EnsembleConfig, input_shape: tuple, num_classes: int) -> EnsembleModel:
     """Ensemble: members combined by the mean of their softmax (forward returns its log)."""
     return EnsembleModel([build_model(spec, input_shape, num_classes) for spec in cfg.members])

@@ -49,7 +49,7 @@ class MLP(ChildnetModel):
         return {**spec, "hidden": list(widths)}
 
 
-@MODELS.register("mlp", config=MLPConfig, units="neurons")
+@MODELS.register("mlp", config=MLPConfig, units="neurons", tiny={"hidden": [8]})
 def mlp(cfg: MLPConfig, input_shape: tuple, num_classes: int) -> MLP:
     """MLP: Linear-ReLU layers of widths ``hidden`` on the flattened input."""
     if not input_shape:

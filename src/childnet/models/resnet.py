@@ -114,7 +114,7 @@ class ResNet(ChildnetModel):
         return {**spec, "inner_widths": list(widths)}
 
 
-@MODELS.register("resnet", config=ResNetConfig, units="channels")
+@MODELS.register("resnet", config=ResNetConfig, units="channels", tiny={"depth": 8, "width_mult": 0.25})
 def resnet(cfg: ResNetConfig, input_shape: tuple, num_classes: int) -> ResNet:
     """CIFAR-style ResNet-(6n+2) with 16/32/64·width_mult stage widths (He et al. 2016)."""
     if len(input_shape) != 3:
