@@ -92,8 +92,10 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder written by `ch
     """(Re)write report.md and report.html of RUN_DIR and print its table."""
     from .report import build_report
 
-    if not (run_dir / "experiment.json").exists():
-        raise ChildnetError(f"{run_dir} is not a run folder (no experiment.json); run `childnet run` first")
+    from .runfolder import EXPERIMENT_FILE
+
+    if not (run_dir / EXPERIMENT_FILE).exists():
+        raise ChildnetError(f"{run_dir} is not a run folder (no {EXPERIMENT_FILE}); run `childnet run` first")
     paths = build_report(run_dir)
     _print_summary(run_dir)
     out_console.print(f"report: {paths.html}")

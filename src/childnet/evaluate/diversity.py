@@ -322,7 +322,7 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
     Raises:
         ChildnetError: no such folder, no ensemble child in it, or an unknown layer name.
     """
-    from ..runfolder import DIVERSITY_DIR, child_dirs
+    from ..runfolder import DIVERSITY_DIR, child_dirs, write_atomic
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -346,6 +346,6 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
         reports[str(rel)] = rep
     summary = {"run_dir": str(run_dir), "children": reports, "by_method": summarise_by_method(reports)}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "diversity.json").write_text(json.dumps(summary, indent=2))
+    write_atomic(out / "diversity.json", json.dumps(summary, indent=2))
     return summary
 
