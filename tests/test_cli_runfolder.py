@@ -91,11 +91,12 @@ def _group_alive(pgid: int) -> list[int]:
     return alive
 
 
-def _start_and_wait_for_a_unit(exp, out):
+def _start_and_wait_for_a_unit(exp, out, done=0):
+    """Start a run with 2 workers; return once it has finished a unit (so its workers are busy)."""
     proc = subprocess.Popen(CLI + ["run", str(exp), "--out", str(out), "--workers", "2", "--quiet"],
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     results, deadline = out / "results.jsonl", time.time() + 180
-    while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
+    while time.time() < deadline and not (results.exists() and results.read_text().count("\n") > done):
         time.sleep(0.1)
     return proc
 
@@ -119,7 +120,8 @@ def test_sigterm_or_death_of_the_main_process_stops_its_workers(tmp_path):
     before = ok_units(out)
     assert 1 <= len(before) < 8 and not (out / ".lock").exists()
     # The main process killed outright (no chance to clean up): its workers die with it.
-    proc = _start_and_wait_for_a_unit(exp, out)
+    proc = _start_and_wait_for_a_unit(exp, out, done=len(before))
+    assert len(_group_alive(proc.pid)) >= 2  # the main process and its workers
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert _gone_within(proc.pid, 10), "a worker outlived the killed main process"
