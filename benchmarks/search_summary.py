@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import RESULTS, command  # noqa: E402
 
 from childnet.report.stats import mean_std, paired_t_test  # noqa: E402
+from childnet.runfolder import read_experiment  # noqa: E402
 from childnet.runner import read_results  # noqa: E402
 
 
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
     ap.add_argument("run", type=Path, help="run folder of experiments/enas-mnist.yaml or poison-enas.yaml")
     ap.add_argument("--results-dir", type=Path, default=RESULTS, help="where to write the JSON")
     args = ap.parse_args(argv)
-    exp = json.loads((args.run / "experiment.json").read_text())
+    exp = read_experiment(args.run) or {}
     rows = [r for r in read_results(args.run) if r.get("status") == "ok"]
     if not rows:
         print(f"no finished units in {args.run}", file=sys.stderr)

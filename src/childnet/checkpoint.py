@@ -18,11 +18,6 @@ from .errors import ChildnetError
 
 __all__ = ["save_tensors", "load_tensors", "load_state_checked", "atomic_write_text", "cache_dir"]
 
-
-def cache_dir() -> Path:
-    """The cache folder: ``$CHILDNET_CACHE`` (default ``~/.cache/childnet``); parents live in ``parents/<key>/``."""
-    return Path(os.environ.get("CHILDNET_CACHE", Path.home() / ".cache" / "childnet")).expanduser()
-
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # raw pickle protocol 2+, torch.save zip archive
 
 
@@ -72,16 +67,26 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[s
         raise ChildnetError(f"{path} is not a valid safetensors checkpoint ({err})") from None
 
 
+def cache_dir() -> Path:
+    """The parent cache: ``$CHILDNET_CACHE``, default ``~/.cache/childnet`` (parents under ``parents/<hash>/``)."""
+    return Path(os.environ.get("CHILDNET_CACHE", Path.home() / ".cache" / "childnet")).expanduser()
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text to ``path`` via a temp file and rename, so readers never see half a file."""
+    """Write text to ``path`` via a temp file and rename, so readers never see half a file (nor a temporary
+    left behind when the write fails)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are meant to be shared
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are meant to be shared
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:

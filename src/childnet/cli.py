@@ -13,6 +13,7 @@ User errors print one message and exit with code 2 — never a traceback.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -57,9 +58,13 @@ def run(
 
     check_device(device)
 
-    log = (lambda s: None) if quiet else (lambda s: err_console.print(f"[dim]{s}[/dim]"))
-    result = run_experiment(experiment, out, workers=workers, seeds=seeds, device=device, log=log,
-                            progress=NullProgress() if quiet else RichProgress(err_console))
+    log = (lambda s: None) if quiet else (lambda s: err_console.print(s, style="dim", markup=False, highlight=False))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM: the same shutdown as Ctrl-C
+    try:
+        result = run_experiment(experiment, out, workers=workers, seeds=seeds, device=device, log=log,
+                                progress=NullProgress() if quiet else RichProgress(err_console))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _print_summary(result.out)
     if result.report is not None:
         out_console.print(f"report: {result.report.html}")
@@ -68,6 +73,15 @@ def run(
                           "the others finished. Fix the cause and run the same command again to retry them.")
         user = any(r.get("error_kind") == "user" for r in result.failed)
         raise typer.Exit(2 if user else 1)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C (workers stopped, lock released), then exit 143."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated()
 
 
 def _print_summary(run_dir: Path) -> None:
@@ -83,8 +97,10 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder written by `ch
     """(Re)write report.md and report.html of RUN_DIR and print its table."""
     from .report import build_report
 
-    if not (run_dir / "experiment.json").exists():
-        raise ChildnetError(f"{run_dir} is not a run folder (no experiment.json); run `childnet run` first")
+    from .runfolder import EXPERIMENT_FILE
+
+    if not (run_dir / EXPERIMENT_FILE).exists():
+        raise ChildnetError(f"{run_dir} is not a run folder (no {EXPERIMENT_FILE}); run `childnet run` first")
     paths = build_report(run_dir)
     _print_summary(run_dir)
     out_console.print(f"report: {paths.html}")
@@ -189,7 +205,7 @@ def _click_errors() -> tuple[type, ...]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors → message + exit 2; Ctrl-C → exit 130 (finished units are kept)."""
+    """Entry point: user errors → message + exit 2; Ctrl-C → exit 130, SIGTERM → 143 (finished units are kept)."""
     click_errors = _click_errors()
     try:
         code = app(args=argv, standalone_mode=False)
@@ -207,6 +223,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(getattr(err, "exit_code", 2))
     except KeyboardInterrupt:
         _interrupted()
+    except Terminated:
+        err_console.print("terminated (SIGTERM): the workers were stopped and finished units are saved; run the "
+                          "same command again to resume.", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(143)
     except Exception as err:  # click turns Ctrl-C into Abort when it is not in standalone mode
         if type(err).__name__ == "Abort":
             _interrupted()

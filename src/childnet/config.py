@@ -200,12 +200,22 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
     for k in (defaults or {}):
         if k not in used_defaults:
             problems.append(f"defaults.{k}: no method in this experiment has a field '{k}'")
+    problems.extend(_folder_name_problems([s["label"] for s in specs], sweep))
     if len(specs) == len(raw_methods):  # (an unknown method hides its fields)
         for k in sweep or {}:
             if "." not in k and k not in used_sweep:
                 problems.append(f"sweep.{k}: no method in this experiment has a field '{k}' (task fields are "
                                 f"swept as task.{k})")
     return specs
+
+
+def _folder_name_problems(labels: list[str], sweep: dict) -> list[str]:
+    """Labels and sweep settings that would share a child folder, or are no folder name (see runfolder)."""
+    from .runfolder import check_folder_names
+
+    lists = {k: v for k, v in sweep.items() if isinstance(v, list) and v}
+    ids = [",".join(f"{k}={v}" for k, v in zip(lists, combo)) for combo in itertools.product(*lists.values())]
+    return check_folder_names(labels, ids if lists else [], lists)
 
 
 def _check_sweep(sweep, problems):

@@ -29,7 +29,7 @@ from .registry import MODELS, TASKS
 from .tasks.base import Task, data_fingerprint, load_task
 from .train import RNG_LOCK, fit, seed_everything
 
-__all__ = ["Parent", "get_parent", "cache_dir", "TRAINER_VERSION"]
+__all__ = ["Parent", "get_parent", "load_handed_parent", "cache_dir", "TRAINER_VERSION"]
 
 #: Bump when a change to the trainer would change trained weights, to invalidate caches.
 TRAINER_VERSION = 1
@@ -166,10 +166,23 @@ def get_parent(
         raise ChildnetError(f"the parent ({cfg.model.get('name')}) diverged while training: {err}".replace(
             "(train.lr", "(parent.train.lr")) from None
     parent = _finish(model, ptask, cfg, "trained", device, history=history)
-    if use_cache:
-        _write_cache(folder, model, cfg, parent)
+    if use_cache and _write_cache(folder, model, cfg, parent):
         parent.path = str(folder)
     return parent
+
+
+def load_handed_parent(cfg: ParentConfig | dict, task: Task, weights: str | Path, *, source: str, metrics: dict,
+                       history: list, device="cpu") -> Parent:
+    """The parent another process of this run trained, from the weights it saved (no training, no evaluation).
+
+    The runner uses this when the parent cache could not keep the parent (read-only, full): every worker then
+    derives from the very parent the main process trained and printed, never from one it trained itself.
+    """
+    cfg = cfg if isinstance(cfg, ParentConfig) else ParentConfig(**cfg)
+    ptask = load_task(cfg.task) if cfg.task is not None else task
+    model = build_model(cfg.model, ptask.input_shape, ptask.num_classes)
+    load_state_checked(model, load_tensors(weights), f"the handed-over parent {weights} does not fit parent.model")
+    return _finish(model, ptask, cfg, source, device, metrics=metrics, history=history)
 
 
 def _check_pretrained(cfg: ParentConfig) -> None:
@@ -192,10 +205,15 @@ def _finish(model, task, cfg, source, device, path=None, metrics=None, history=N
     return Parent(model, task, dict(cfg.model), state_fingerprint(model), source, metrics, history or [], path)
 
 
-def _write_cache(folder: Path, model: nn.Module, cfg: ParentConfig, parent: Parent) -> None:
+def _write_cache(folder: Path, model: nn.Module, cfg: ParentConfig, parent: Parent) -> bool:
+    """Write the cache entry via a temporary folder renamed into place; False (and a warning) if it cannot."""
+    from .runfolder import remove_dead_temporaries, temporary_prefix
+
+    tmp = None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+        remove_dead_temporaries(folder.parent)  # left by a process killed while writing
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=temporary_prefix()))
         save_tensors(model.state_dict(), tmp / "model.safetensors")
         meta = {"config": cfg.model_dump(), "metrics": parent.metrics, "history": parent.history,
                 "fingerprint": parent.fingerprint, "library_version": __version__}
@@ -204,7 +222,11 @@ def _write_cache(folder: Path, model: nn.Module, cfg: ParentConfig, parent: Pare
             shutil.rmtree(tmp)  # another process finished first
         else:
             os.replace(tmp, folder)
+        return True
     except OSError as err:  # a read-only cache is not fatal: the parent is in memory
         import warnings
 
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         warnings.warn(f"could not write the parent cache at {folder}: {err}", stacklevel=2)
+        return False

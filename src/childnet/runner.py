@@ -1,34 +1,36 @@
-"""Run an experiment: (setting, method, seed) units on a process pool, results appended atomically.
+"""Run an experiment: (setting, method, seed) units on worker processes, results appended atomically.
 
-The run folder::
+The run folder's layout and format belong to :mod:`childnet.runfolder`. A run holds the folder's lock
+from start to end, so two runs never write one folder.
 
-    experiment.json     the validated experiment
-    results.jsonl       one line per finished unit (appended by the main process only, fsync'd)
-    children/<setting>/<label>/seed<k>/   each child (model.safetensors, child.json, masks)
-    report.md, report.html
+Running the same command on the same folder skips units that already have an ``ok`` line, so a killed
+or interrupted run resumes where it stopped; lines that are not valid results (a half-written last line)
+are set aside first, with their line numbers.
 
-Running the same command on the same folder skips units that already have an ``ok`` line, so a
-killed or interrupted run resumes where it stopped; a half-written last line is cut off first.
+The work is split in two so executors are interchangeable: :func:`run_unit` turns one payload (plain
+data) into one record and never raises; an executor (:func:`childnet._pool.run_processes`,
+:func:`childnet._pool.run_inline`) runs ``run_unit`` on every pending payload and calls ``record(rec)`` in
+this process once per finished unit.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
-import re
+import shutil
+import tempfile
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from . import runfolder as rf
 from .config import ExperimentConfig, Setting, load_experiment, parse_experiment, stable_hash
 from .errors import ChildnetError, TrainingDiverged
 
-__all__ = ["run", "RunResult", "Unit", "read_results", "plan_units"]
+__all__ = ["run", "RunResult", "Unit", "read_results", "plan_units", "run_unit", "execute"]
 
 
 @dataclass(frozen=True)
@@ -55,87 +57,43 @@ class RunResult:
     report: Any = None
 
 
-def _slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", s)
-
-
 def read_results(out: str | Path) -> list[dict]:
-    """All parseable lines of ``results.jsonl`` (a truncated last line is ignored)."""
-    path = Path(out) / "results.jsonl"
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
-def _repair_tail(path: Path) -> None:
-    """Cut a half-written last line (a run killed mid-append) so new lines stay parseable."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        with open(path, "r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
-
-
-def _append(path: Path, record: dict) -> None:
-    line = json.dumps(record, default=str) + "\n"
-    with open(path, "a") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Every valid line of ``results.jsonl`` (lines that are not results are left out)."""
+    return rf.read_results(out)[0]
 
 
 def plan_units(cfg: ExperimentConfig) -> list[Unit]:
     return [Unit(s.id, m.label, seed) for s in cfg.settings() for m in cfg.methods for seed in range(cfg.seeds)]
 
 
-def _prepare_out(out: Path, cfg: ExperimentConfig) -> None:
+def _make_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(dir=out, prefix=rf.TMP_PREFIX)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as err:
         raise ChildnetError(f"cannot write to the output folder {out}: {err.strerror or err}") from None
-    ident = cfg.model_dump(exclude={"seeds", "source", "name"})
-    exp = out / "experiment.json"
-    if exp.exists():
-        try:
-            old = json.loads(exp.read_text())
-        except json.JSONDecodeError:
-            old = None
-        if old is not None:
-            old_ident = {k: v for k, v in old.items() if k not in ("seeds", "source", "name")}
-            if stable_hash(old_ident) != stable_hash(ident):
-                raise ChildnetError(
-                    f"{out} holds the results of a different experiment; choose another --out folder "
-                    "(or delete it) — results of different experiments are never mixed"
-                )
-    from .checkpoint import atomic_write_text
 
-    atomic_write_text(exp, json.dumps(cfg.model_dump(), indent=2, default=str))
+
+def _check_experiment(out: Path, cfg: ExperimentConfig) -> None:
+    """Refuse a folder that holds another experiment (or a corrupt experiment.json); write ours."""
+    ident = cfg.model_dump(exclude={"seeds", "source", "name"})
+    old = rf.read_experiment(out)
+    if old is not None:
+        old_ident = {k: v for k, v in old.items() if k not in ("seeds", "source", "name")}
+        if stable_hash(old_ident) != stable_hash(ident):
+            raise ChildnetError(
+                f"{out} holds the results of a different experiment; choose another --out folder "
+                "(or delete it) — results of different experiments are never mixed"
+            )
+    try:
+        rf.write_atomic(out / rf.EXPERIMENT_FILE, json.dumps(cfg.model_dump(), indent=2, default=str))
+    except OSError as err:
+        raise rf.disk_error(err, str(out / rf.EXPERIMENT_FILE)) from None
 
 
 # ---------------------------------------------------------------- worker side
-
-
-def _init_worker(threads: int, cache: str | None) -> None:
-    import signal
-
-    import torch
-
-    # Ctrl-C reaches the whole process group: the main process decides (it stops the workers), so a
-    # worker neither dies half-way through writing nor goes on with the queue.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(threads)
-    if cache:
-        os.environ["CHILDNET_CACHE"] = cache
 
 
 @lru_cache(maxsize=4)
@@ -146,10 +104,27 @@ def _cached_task(spec_json: str):
 
 
 @lru_cache(maxsize=2)
-def _cached_parent(parent_json: str, task_json: str, device: str):
-    from .parent import get_parent
+def _cached_parent(parent_json: str, task_json: str, device: str, weights: str | None, handed_json: str):
+    """The run's parent: from the weights the main process handed over, else by the same path it took."""
+    from .parent import get_parent, load_handed_parent
 
+    if weights:
+        handed = json.loads(handed_json)
+        return load_handed_parent(json.loads(parent_json), _cached_task(task_json), weights, device=device,
+                                  source=handed["source"], metrics=handed["metrics"], history=handed["history"])
     return get_parent(json.loads(parent_json), _cached_task(task_json), device=device)
+
+
+def _unit_parent(payload: dict, cfg: ExperimentConfig, task_json: str):
+    handed = payload.get("parent") or {}
+    parent = _cached_parent(json.dumps(cfg.parent.model_dump(), sort_keys=True), task_json, payload["device"],
+                            handed.get("weights"), json.dumps(handed, sort_keys=True, default=str))
+    want = handed.get("fingerprint")
+    if want and parent.fingerprint != want:
+        raise ChildnetError(
+            f"this unit's parent (fingerprint {parent.fingerprint}) is not the run's parent (fingerprint {want}): "
+            "the parent cache changed during the run; run the same command again")
+    return parent
 
 
 def run_unit(payload: dict) -> dict:
@@ -167,16 +142,21 @@ def run_unit(payload: dict) -> dict:
     try:
         task_json = json.dumps(cfg.task_for(setting), sort_keys=True)
         task = _cached_task(task_json)
-        parent = _cached_parent(json.dumps(cfg.parent.model_dump(), sort_keys=True), task_json, payload["device"])
+        parent = _unit_parent(payload, cfg, task_json)
         mcfg = cfg.method_config(spec, setting)
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
         child = METHODS.get(spec.name).fn(parent, task, mcfg, ctx)
         evaluate(child, task, device=payload["device"], latency=cfg.evaluate.latency,
                  repeats=cfg.evaluate.repeats)
-        child_dir = Path(payload["out"]) / "children" / _slug(setting.id) / _slug(spec.label) / f"seed{payload['seed']}"
-        child.save(child_dir)
+        child_dir = rf.child_dir(payload["out"], setting.id, spec.label, payload["seed"])
+        try:
+            child.save(child_dir)
+        except OSError as err:
+            raise rf.disk_error(err, f"the child folder {child_dir}") from None
         record.update(status="ok", error=None, metrics=child.lineage.metrics, history=child.lineage.history,
                       child_dir=str(child_dir.relative_to(payload["out"])), parent=parent.card())
+    except rf.DiskFullError as err:  # the main process stops the run when it records this
+        record.update(status="failed", error=str(err), error_kind="disk_full")
     except ChildnetError as err:  # bad config or data for this unit: the user can fix it
         record.update(status="failed", error=str(err), error_kind="user")
     except TrainingDiverged as err:
@@ -199,16 +179,19 @@ def _load(experiment) -> ExperimentConfig:
     return load_experiment(experiment)
 
 
-def _train_parents(cfg: ExperimentConfig, device: str, log, progress_factory) -> dict[str, str]:
+def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_factory) -> dict[str, dict]:
     """Train (or load from cache) each distinct parent once, in the main process, before fan-out.
 
-    Returns the parent fingerprint of every setting id.
+    Returns, per setting id, what the units need to get the very same parent: its fingerprint, and — when
+    the parent cache could not keep a parent trained here (read-only, full) — its weights, saved in the
+    run folder for the workers, so that no worker trains a parent of its own.
     """
+    from .checkpoint import save_tensors
     from .parent import get_parent
     from .tasks.base import load_task
 
-    fingerprints: dict[str, str] = {}
-    by_key: dict[str, str] = {}
+    handed: dict[str, dict] = {}
+    by_key: dict[str, dict] = {}
     for s in cfg.settings():
         task_spec = cfg.task_for(s)
         key = stable_hash({"task": cfg.parent.task or task_spec, "parent": cfg.parent.model_dump()})
@@ -219,9 +202,19 @@ def _train_parents(cfg: ExperimentConfig, device: str, log, progress_factory) ->
             log(f"parent: {parent.spec.get('name')} — test accuracy "
                 f"{parent.metrics.get('accuracy', float('nan')):.4f}, "
                 f"{parent.metrics.get('params', 0):,} parameters ({parent.source})")
-            by_key[key] = parent.fingerprint
-        fingerprints[s.id] = by_key[key]
-    return fingerprints
+            by_key[key] = {"fingerprint": parent.fingerprint}
+            if parent.source == "trained" and not (parent.path and (Path(parent.path) / "model.safetensors").is_file()):
+                weights = out / rf.HANDOFF_DIR / f"{parent.fingerprint}.safetensors"
+                try:
+                    weights.parent.mkdir(exist_ok=True)
+                    save_tensors(parent.model.state_dict(), weights)
+                except OSError as err:
+                    raise rf.disk_error(err, f"the parent's weights for the workers ({weights})") from None
+                log(f"the parent cache could not keep the parent; the workers load it from {weights}")
+                by_key[key].update(weights=str(weights), source=parent.source, metrics=parent.metrics,
+                                   history=parent.history)
+        handed[s.id] = by_key[key]
+    return handed
 
 
 def _check_same_parents(records: list[dict], fingerprints: dict[str, str], out: Path) -> None:
@@ -259,6 +252,10 @@ def run(
         report: write report.md / report.html at the end.
         log: receives one-line messages.
         progress: a :class:`childnet._progress.Progress`-like factory (the CLI passes rich bars).
+
+    Raises:
+        ChildnetError: bad input, a folder in use by another run or holding another experiment, a corrupt
+            experiment.json, a full disk.
     """
     from ._progress import NullProgress
 
@@ -267,75 +264,73 @@ def run(
         if seeds < 1:
             raise ChildnetError(f"--seeds must be at least 1 (got {seeds})")
         cfg = cfg.model_copy(update={"seeds": seeds})
-    out = Path(out or Path("runs") / _slug(cfg.name))
+    out = Path(out or Path("runs") / rf.folder_name(cfg.name))
     workers = os.cpu_count() or 1 if workers is None else workers
     if workers < 0:
         raise ChildnetError(f"--workers must be 0 (in-process) or more (got {workers})")
     progress = progress or NullProgress()
-    _prepare_out(out, cfg)
-    results_path = out / "results.jsonl"
-    _repair_tail(results_path)
-    finished = [r for r in read_results(out) if r.get("status") == "ok"]
-    done = {r["unit"] for r in finished}
-    units = plan_units(cfg)
-    pending = [u for u in units if u.key not in done]
-    result = RunResult(out=out, skipped=len(units) - len(pending))
-    if result.skipped:
-        log(f"resuming: {result.skipped} of {len(units)} units already finished in {out}")
-    if pending:
-        _check_same_parents(finished, _train_parents(cfg, device, log, progress.epochs), out)
-        _execute(cfg, pending, out, workers, device, results_path, result, log, progress)
-    if report:
-        result.report = _write_report(out, log)
+    _make_out(out)
+    with rf.RunLock(out) as lock:
+        if lock.took_over:
+            log(rf.stale_lock_message(out, lock.took_over))
+        rf.remove_stale_temporaries(out)
+        _check_experiment(out, cfg)
+        finished = [r for r in rf.repair_results(out, log) if r["status"] == "ok"]
+        done = {r["unit"] for r in finished}
+        units = plan_units(cfg)
+        pending = [u for u in units if u.key not in done]
+        result = RunResult(out=out, skipped=len(units) - len(pending))
+        if result.skipped:
+            log(f"resuming: {result.skipped} of {len(units)} units already finished in {out}")
+        try:
+            if pending:
+                parents = _train_parents(cfg, out, device, log, progress.epochs)
+                _check_same_parents(finished, {k: v["fingerprint"] for k, v in parents.items()}, out)
+                payloads = [_payload(cfg, u, out, device, parents[u.setting]) for u in pending]
+                _record_all(payloads, out, workers, result, log, progress)
+        finally:
+            shutil.rmtree(out / rf.HANDOFF_DIR, ignore_errors=True)
+        if report:
+            result.report = _write_report(out, log)
     return result
 
 
-def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str) -> dict:
+def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str, parent: dict) -> dict:
     setting = next(s for s in cfg.settings() if s.id == unit.setting)
     raw = cfg.model_dump(exclude={"source"})
     raw["methods"] = [{"name": m["name"], "label": m["label"], **m["options"]} for m in raw["methods"]]
-    return {"experiment": raw, "setting": setting.model_dump(), "label": unit.label, "seed": unit.seed,
-            "key": unit.key, "out": str(out), "device": device}
+    method = next(m.name for m in cfg.methods if m.label == unit.label)
+    return {"experiment": raw, "setting": setting.model_dump(), "label": unit.label, "method": method,
+            "seed": unit.seed, "key": unit.key, "out": str(out), "device": device, "parent": parent}
 
 
-def _execute(cfg, pending, out, workers, device, results_path, result, log, progress) -> None:
-    payloads = [_payload(cfg, u, out, device) for u in pending]
+def execute(payloads: list[dict], record: Callable[[dict], None], *, workers: int) -> None:
+    """Run ``run_unit`` on every payload — in this process (``workers=0``) or on worker processes — and
+    call ``record(rec)`` here once per finished unit. Other executors (a cluster) have the same shape."""
+    from ._pool import run_inline, run_processes
 
-    def record(rec: dict) -> None:
-        _append(results_path, rec)
-        if rec["status"] == "ok":
-            result.finished += 1
-        else:
-            result.failed.append(rec)
-            log(f"unit {rec['unit']} failed: {rec['error']}")
+    if workers == 0:
+        run_inline(payloads, record)
+    else:
+        run_processes(payloads, record, workers=workers)
+
+
+def _record_all(payloads, out, workers, result, log, progress) -> None:
+    results_path = out / rf.RESULTS_FILE
 
     with progress.units(len(payloads)) as advance:
-        if workers == 0:
-            for p in payloads:
-                rec = run_unit(p)
-                record(rec)
-                advance(rec)
-            return
-        ctx = mp.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(payloads)), mp_context=ctx,
-                                   initializer=_init_worker, initargs=(1, os.environ.get("CHILDNET_CACHE")))
-        try:
-            futures = {pool.submit(run_unit, p) for p in payloads}
-            while futures:
-                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    rec = f.result()
-                    record(rec)
-                    advance(rec)
-        except BaseException:  # Ctrl-C or an error here: stop now; finished units are already appended
-            workers_alive = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in workers_alive:  # units in flight are lost (they were not finished), queued ones never start
-                proc.terminate()
-            for proc in workers_alive:
-                proc.join(timeout=10)
-            raise
-        pool.shutdown(wait=True)
+        def record(rec: dict) -> None:
+            rf.append_record(results_path, rec)
+            advance(rec)
+            if rec["status"] == "ok":
+                result.finished += 1
+                return
+            result.failed.append(rec)
+            if rec.get("error_kind") == "disk_full":  # stop here: every other unit would fail the same way
+                raise rf.DiskFullError(rec["error"])
+            log(f"unit {rec['unit']} failed: {rec['error']}")
+
+        execute(payloads, record, workers=workers)
 
 
 def _write_report(out: Path, log):
@@ -343,5 +338,4 @@ def _write_report(out: Path, log):
         from .report import build_report
     except ImportError:  # pragma: no cover - report module missing
         return None
-    paths = build_report(out)
-    return paths
+    return build_report(out)

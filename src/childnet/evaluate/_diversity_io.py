@@ -25,7 +25,7 @@ def _parent_folders(card: dict) -> list[Path]:
     folder whose ``parent.json`` records the card's fingerprint."""
     import json
 
-    from ..parent import cache_dir
+    from ..checkpoint import cache_dir
 
     folders = [Path(card["path"])] if card.get("path") else []
     for meta in sorted((cache_dir() / "parents").glob("*/parent.json")):

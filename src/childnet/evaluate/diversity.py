@@ -322,18 +322,19 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
     Raises:
         ChildnetError: no such folder, no ensemble child in it, or an unknown layer name.
     """
+    from ..runfolder import DIVERSITY_DIR, child_dirs, write_atomic
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ChildnetError(f"run folder not found: {run_dir}")
-    out = Path(out) if out is not None else run_dir / "diversity"
-    found = sorted(p.parent for p in run_dir.rglob("child.json")
-                   if json.loads(p.read_text()).get("architecture", {}).get("name") == "ensemble")
+    out = Path(out) if out is not None else run_dir / DIVERSITY_DIR
+    found = [(rel, folder) for rel, folder in child_dirs(run_dir)
+             if json.loads((folder / "child.json").read_text()).get("architecture", {}).get("name") == "ensemble"]
     if not found:
         raise ChildnetError(f"no ensemble child in {run_dir} (ensemble methods: independent, snapshot, pat, pat_ssa)")
     tasks: dict = {}
     reports = {}
-    for folder in found:
-        rel = folder.relative_to(run_dir / "children") if (run_dir / "children") in folder.parents else folder.name
+    for rel, folder in found:
         card = json.loads((folder / "child.json").read_text())
         key = json.dumps(card.get("task", {}), sort_keys=True)
         if key not in tasks:
@@ -345,6 +346,6 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
         reports[str(rel)] = rep
     summary = {"run_dir": str(run_dir), "children": reports, "by_method": summarise_by_method(reports)}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "diversity.json").write_text(json.dumps(summary, indent=2))
+    write_atomic(out / "diversity.json", json.dumps(summary, indent=2))
     return summary
 

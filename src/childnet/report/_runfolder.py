@@ -1,83 +1,15 @@
-"""Read a run folder: ``experiment.json`` and the append-only ``results.jsonl``.
+"""The report's view of a run folder; reading it (and its format) belongs to :mod:`childnet.runfolder`.
 
-``results.jsonl`` holds one JSON object per finished unit. A unit may appear more than once
-(a failed unit re-run on resume): the LAST line for a unit key wins. A run killed mid-write
-may leave a truncated final line; any line that is not a JSON object with a ``unit`` key is
-skipped and counted, never fatal.
+A unit may appear more than once in ``results.jsonl`` (a failed unit re-run on resume): the LAST line for a
+unit key wins. Lines that are not valid results (a run killed mid-write) are skipped and counted, never fatal.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from ..runfolder import EXPERIMENT_FILE, RESULTS_FILE, RunFolder, load_run_folder
 
-from ..errors import ChildnetError
-
-__all__ = ["RunFolder", "load_run_folder", "settings_with_overrides", "label_order"]
-
-EXPERIMENT_FILE = "experiment.json"
-RESULTS_FILE = "results.jsonl"
-
-
-@dataclass
-class RunFolder:
-    """The contents of a run folder, as plain data.
-
-    Attributes:
-        path: the run folder.
-        experiment: ``ExperimentConfig.model_dump()`` as written by the runner.
-        units: one record per unit key (last line wins), in order of first appearance.
-        skipped_lines: number of lines that could not be read (e.g. a truncated last line).
-    """
-
-    path: Path
-    experiment: dict[str, Any]
-    units: list[dict[str, Any]] = field(default_factory=list)
-    skipped_lines: int = 0
-
-
-def _read_units(results: Path) -> tuple[list[dict], int]:
-    if not results.exists():
-        return [], 0
-    by_unit: dict[str, dict] = {}
-    skipped = 0
-    for line in results.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            skipped += 1
-            continue
-        if not isinstance(record, dict) or "unit" not in record:
-            skipped += 1
-            continue
-        by_unit.pop(str(record["unit"]), None)  # re-insert: order of the winning line
-        by_unit[str(record["unit"])] = record
-    return list(by_unit.values()), skipped
-
-
-def load_run_folder(run_dir: str | Path) -> RunFolder:
-    """Load ``run_dir``; raise :class:`ChildnetError` if it is not a run folder."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise ChildnetError(f"run folder not found: {path}")
-    exp_file = path / EXPERIMENT_FILE
-    if not exp_file.exists():
-        raise ChildnetError(
-            f"{path} is not a run folder: {EXPERIMENT_FILE} is missing "
-            f"(a run folder is written by `childnet run EXP.yaml --out DIR`)"
-        )
-    try:
-        experiment = json.loads(exp_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ChildnetError(f"{exp_file} is not valid JSON: {err}") from None
-    if not isinstance(experiment, dict):
-        raise ChildnetError(f"{exp_file}: expected a JSON object (got {type(experiment).__name__})")
-    units, skipped = _read_units(path / RESULTS_FILE)
-    return RunFolder(path=path, experiment=experiment, units=units, skipped_lines=skipped)
+__all__ = ["RunFolder", "load_run_folder", "settings_with_overrides", "label_order", "EXPERIMENT_FILE",
+           "RESULTS_FILE"]
 
 
 def _expected_settings(experiment: dict) -> dict[str, dict]:

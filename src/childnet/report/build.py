@@ -7,13 +7,12 @@ re-running it after more units finish (resume) simply rewrites both files.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ChildnetError
 from ._document import Block, Bullets, Heading, Image, Paragraph, to_html, to_markdown
+from ..runfolder import PLOT_DIR, REPORT_HTML, REPORT_MD, disk_error, write_atomic
 from ._runfolder import load_run_folder
 from .plots import seed_points_png, sweep_band_png, training_curves_png
 from .stats import MIN_WILCOXON_PAIRS
@@ -22,8 +21,6 @@ from .tables import extra_metrics_table, failures_table, format_count, format_va
 
 __all__ = ["ReportPaths", "build_report"]
 
-#: Folder (inside the run folder) holding the PNG files that ``report.md`` links to.
-PLOT_DIR = "report_files"
 
 
 @dataclass(frozen=True)
@@ -127,10 +124,8 @@ def report_blocks(summary: dict, units: list[dict]) -> list[Block]:
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write via a temporary file and rename, so a reader never sees half a file (nor a temporary left)."""
+    write_atomic(path, data)
 
 
 def build_report(run_dir: str | Path) -> ReportPaths:
@@ -149,7 +144,7 @@ def build_report(run_dir: str | Path) -> ReportPaths:
     summary = summarize_run(run)
     blocks = report_blocks(summary, run.units)
     images = [b for b in blocks if isinstance(b, Image)]
-    paths = ReportPaths(run.path / "report.md", run.path / "report.html",
+    paths = ReportPaths(run.path / REPORT_MD, run.path / REPORT_HTML,
                         [run.path / PLOT_DIR / img.file for img in images])
     try:
         (run.path / PLOT_DIR).mkdir(exist_ok=True)
@@ -158,5 +153,5 @@ def build_report(run_dir: str | Path) -> ReportPaths:
         _write_bytes(paths.markdown, to_markdown(blocks, PLOT_DIR).encode("utf-8"))
         _write_bytes(paths.html, to_html(blocks, f"childnet report: {summary['name']}").encode("utf-8"))
     except OSError as err:
-        raise ChildnetError(f"cannot write the report into {run.path}: {err.strerror or err}") from None
+        raise disk_error(err, f"the report into {run.path}") from None
     return paths
