@@ -13,8 +13,8 @@ A run folder (written by ``childnet run``, read by the report and by ``childnet 
     diversity/               ``childnet diversity``'s figures and diversity.json
 
 Every file is written through a temporary (``.tmp-*``) renamed into place; a run that holds the lock removes
-temporaries a killed run left behind. Nothing here imports torch or the rest of childnet (except errors), so
-config, runner, report and evaluate can all use it.
+temporaries a killed run left behind. The lock itself is in :mod:`childnet._runlock`. Nothing here imports
+torch or the rest of childnet (except errors), so config, runner, report and evaluate can all use it.
 """
 
 from __future__ import annotations
@@ -26,24 +26,24 @@ import re
 import shutil
 import socket
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ._runlock import LOCK_FILE, RunLock, pid_alive, stale_lock_message
 from .errors import ChildnetError
 
 __all__ = [
     "CHILDREN_DIR", "EXPERIMENT_FILE", "LOCK_FILE", "REJECTED_FILE", "RESULTS_FILE", "PLOT_DIR", "REPORT_MD",
     "REPORT_HTML", "DIVERSITY_DIR", "MAX_LABEL_LENGTH", "BadLine", "DiskFullError", "RunFolder", "RunLock", "append_record",
     "check_folder_names", "child_dir", "child_dirs", "disk_error", "folder_name", "load_run_folder",
-    "read_experiment", "read_results", "remove_stale_temporaries", "repair_results", "write_atomic",
+    "read_experiment", "read_results", "remove_stale_temporaries", "repair_results", "stale_lock_message",
+    "write_atomic",
 ]
 
 EXPERIMENT_FILE = "experiment.json"
 RESULTS_FILE = "results.jsonl"
 REJECTED_FILE = "results.rejected.jsonl"
-LOCK_FILE = ".lock"
 HANDOFF_DIR = ".parents"
 CHILDREN_DIR = "children"
 REPORT_MD = "report.md"
@@ -206,7 +206,7 @@ def remove_dead_temporaries(folder: str | Path) -> None:
     host = socket.gethostname()
     for p in Path(folder).glob(f"{TMP_PREFIX}{host}-*"):
         pid = p.name[len(TMP_PREFIX) + len(host) + 1:].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
@@ -354,94 +354,3 @@ def load_run_folder(run_dir: str | Path) -> RunFolder:
     experiment = read_experiment(path)
     rows, bad = read_results(path)
     return RunFolder(path=path, experiment=experiment, units=last_per_unit(rows), skipped_lines=len(bad))
-
-
-# ---------------------------------------------------------------- the lock
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
-
-
-class RunLock:
-    """An exclusive lock on a run folder: ``out/.lock``, held with ``flock`` and holding the PID and host.
-
-    The kernel drops a ``flock`` when its process dies, however it dies, so a lock file left by a killed run
-    is free and is taken over (and :attr:`took_over` says whose it was). A held lock refuses at once.
-    """
-
-    def __init__(self, out: str | Path):
-        self.path = Path(out) / LOCK_FILE
-        self.took_over: dict | None = None
-        self._fd: int | None = None
-
-    def acquire(self) -> "RunLock":
-        import fcntl
-
-        for _ in range(10):  # retried when the file was replaced between open and flock
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_lock(fd)
-                os.close(fd)
-                raise ChildnetError(
-                    f"{self.path.parent} is in use by another `childnet run` (process {holder.get('pid', '?')} on "
-                    f"{holder.get('host', '?')}, started {holder.get('started', '?')}); wait for it to finish or "
-                    "choose another --out folder") from None
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:
-                os.close(fd)
-                continue
-            previous = _read_lock(fd)
-            if previous:
-                self.took_over = previous
-            record = {"pid": os.getpid(), "host": socket.gethostname(),
-                      "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(record).encode(), 0)
-            os.fsync(fd)
-            self._fd = fd
-            return self
-        raise ChildnetError(f"could not lock {self.path}: it keeps being replaced by another process")
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        try:
-            self.path.unlink(missing_ok=True)  # while still holding it: a waiting run re-checks the inode
-        except OSError:
-            pass
-        os.close(self._fd)
-        self._fd = None
-
-    def __enter__(self) -> "RunLock":
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-def _read_lock(fd: int) -> dict:
-    try:
-        data = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {"pid": "?", "host": "?", "note": "unreadable lock file"}
-    return data if isinstance(data, dict) else {"pid": "?", "host": "?"}
-
-
-def stale_lock_message(out: Path, previous: dict) -> str:
-    """What the CLI says when it takes over a dead run's lock."""
-    pid, host = previous.get("pid", "?"), previous.get("host", "?")
-    alive = isinstance(pid, int) and host == socket.gethostname() and _pid_alive(pid)
-    state = "which no longer holds it" if alive else "which is no longer running"
-    return f"took over the stale lock of {out} left by process {pid} on {host} ({state})"
