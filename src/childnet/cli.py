@@ -1,6 +1,7 @@
 """The command line: a thin layer over the Python API.
 
     childnet run EXP.yaml [--out DIR] [--workers N] [--seeds N] [--quiet]
+                 [--executor process|ray] [--address auto|HOST:PORT] [--retries N] [--track tensorboard,mlflow]
     childnet report RUN_DIR
     childnet list [methods|models|tasks]
     childnet validate EXP.yaml
@@ -47,6 +48,12 @@ def run(
     seeds: Optional[int] = typer.Option(None, "--seeds", "-s", help="override the number of seeds"),
     device: str = typer.Option("cpu", help="torch device"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars, only the final table"),
+    executor: str = typer.Option("process", "--executor", "-e", help="process (local pool) | ray (Ray tasks)"),
+    address: Optional[str] = typer.Option(None, "--address", help="ray: 'auto' or HOST:PORT of a running cluster "
+                                          "(default: a private local cluster with --workers CPUs)"),
+    retries: int = typer.Option(3, "--retries", help="ray: retries of a unit whose worker process dies"),
+    track: Optional[list[str]] = typer.Option(None, "--track", "-t", help="log units to tensorboard | mlflow "
+                                              "(repeat or comma-separate)"),
 ) -> None:
     """Derive children by every method × seed of EXPERIMENT, evaluate them and write the report."""
     from ._progress import NullProgress, RichProgress
@@ -54,7 +61,8 @@ def run(
 
     log = (lambda s: None) if quiet else (lambda s: err_console.print(f"[dim]{s}[/dim]"))
     result = run_experiment(experiment, out, workers=workers, seeds=seeds, device=device, log=log,
-                            progress=NullProgress() if quiet else RichProgress(err_console))
+                            progress=NullProgress() if quiet else RichProgress(err_console),
+                            executor=executor, address=address, retries=retries, track=track)
     _print_summary(result.out)
     if result.report is not None:
         out_console.print(f"report: {result.report.html}")

@@ -246,6 +246,10 @@ def run(
     report: bool = True,
     log: Callable[[str], None] = print,
     progress=None,
+    executor: str = "process",
+    address: str | None = None,
+    retries: int = 3,
+    track=None,
 ) -> RunResult:
     """Run every pending unit of ``experiment`` into ``out`` and write the report.
 
@@ -258,9 +262,17 @@ def run(
         report: write report.md / report.html at the end.
         log: receives one-line messages.
         progress: a :class:`childnet._progress.Progress`-like factory (the CLI passes rich bars).
+        executor: ``process`` (a local process pool) or ``ray`` (Ray tasks; see :mod:`childnet.ray_executor`).
+        address: with ``ray``: ``auto`` or HOST:PORT of an existing cluster (default: a private local one
+            with ``workers`` CPUs).
+        retries: with ``ray``: times a unit is retried when its worker process dies.
+        track: trackers to log every unit to: ``tensorboard``, ``mlflow`` (a list or a comma-separated string).
     """
     from ._progress import NullProgress
+    from .tracking import open_sinks, parse_track
 
+    _check_executor(executor, address, retries)
+    tracks = parse_track(track)
     cfg = _load(experiment)
     if seeds is not None:
         if seeds < 1:
@@ -282,11 +294,39 @@ def run(
     if result.skipped:
         log(f"resuming: {result.skipped} of {len(units)} units already finished in {out}")
     if pending:
-        _check_same_parents(finished, _train_parents(cfg, device, log, progress.epochs), out)
-        _execute(cfg, pending, out, workers, device, results_path, result, log, progress)
+        sinks = open_sinks(tracks, out, cfg, log)  # an unwritable tracker stops us before any unit runs
+        session = None
+        if executor == "ray":
+            from .ray_executor import RaySession
+
+            session = RaySession(address, workers, log)
+        try:
+            _check_same_parents(finished, _train_parents(cfg, device, log, progress.epochs), out)
+            _execute(cfg, pending, out, workers, device, results_path, result, log, progress,
+                     sinks=sinks, session=session, retries=retries)
+        finally:
+            if session is not None:
+                session.close()
+            sinks.close()
     if report:
         result.report = _write_report(out, log)
     return result
+
+
+EXECUTORS = ("process", "ray")
+
+
+def _check_executor(executor: str, address: str | None, retries: int) -> None:
+    if executor not in EXECUTORS:
+        raise ChildnetError(f"unknown --executor value {executor!r}; valid executors: {', '.join(EXECUTORS)}")
+    if retries < 0:
+        raise ChildnetError(f"--retries must be 0 or more (got {retries})")
+    if address is not None and executor != "ray":
+        raise ChildnetError(f"--address {address} needs --executor ray (got --executor {executor})")
+    if executor == "ray":
+        from .ray_executor import require_ray
+
+        require_ray()
 
 
 def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str) -> dict:
@@ -297,11 +337,14 @@ def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str) -> dict:
             "key": unit.key, "out": str(out), "device": device}
 
 
-def _execute(cfg, pending, out, workers, device, results_path, result, log, progress) -> None:
+def _execute(cfg, pending, out, workers, device, results_path, result, log, progress,
+             sinks=None, session=None, retries: int = 3) -> None:
     payloads = [_payload(cfg, u, out, device) for u in pending]
 
     def record(rec: dict) -> None:
         _append(results_path, rec)
+        if sinks is not None:
+            sinks.log(rec)
         if rec["status"] == "ok":
             result.finished += 1
         else:
@@ -309,6 +352,11 @@ def _execute(cfg, pending, out, workers, device, results_path, result, log, prog
             log(f"unit {rec['unit']} failed: {rec['error']}")
 
     with progress.units(len(payloads)) as advance:
+        if session is not None:
+            from .ray_executor import execute
+
+            execute(session, cfg, payloads, out, device, record, advance, max_retries=retries)
+            return
         if workers == 0:
             for p in payloads:
                 rec = run_unit(p)
