@@ -67,7 +67,7 @@ class RaySession:
 
     def __init__(self, address: str | None, num_cpus: int, log: Callable[[str], None] = print):
         ray = require_ray()
-        if num_cpus < 1:
+        if address is None and num_cpus < 1:
             raise ChildnetError(f"--workers must be at least 1 with --executor ray (got {num_cpus}); "
                                 "--workers 0 means in-process and needs --executor process")
         self.ray, self.owned = ray, False
@@ -282,6 +282,7 @@ def _ray_unit(payload: dict, parent_blob: dict, head_cache: str) -> dict:
 
     torch.set_num_threads(1)
     _use_worker_cache(head_cache)
+    attempt = _count_attempt(payload["key"])
     t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="unit-", dir=_worker_root()))
     try:
@@ -290,7 +291,7 @@ def _ray_unit(payload: dict, parent_blob: dict, head_cache: str) -> dict:
         except ChildnetError as err:
             rec = _failed(payload, str(err), "user")
             rec["wall_time_s"] = round(time.perf_counter() - t0, 3)
-            return {"record": _tag(rec, cache_dir()), "files": {}}
+            return {"record": _tag(rec, cache_dir(), attempt), "files": {}}
         rec = run_unit(dict(local, out=str(tmp)))
         files = {}
         if rec.get("status") == "ok":
@@ -301,19 +302,28 @@ def _ray_unit(payload: dict, parent_blob: dict, head_cache: str) -> dict:
                                        f"{rec['parent']['fingerprint']}, not the head's {parent_blob['fingerprint']}; "
                                        "install the same childnet and data packages on every node", "user")
                 files = {}
-        return {"record": _tag(rec, cache_dir()), "files": files}
+        return {"record": _tag(rec, cache_dir(), attempt), "files": files}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _tag(rec: dict, cache: Path) -> dict:
-    """Where the unit ran (node, process, its cache and working folder): for audits and the tests."""
-    try:
-        import ray
+def _count_attempt(key: str) -> int:
+    """1 for a unit's first run in this Ray job on this node, 2 after its worker died once, …"""
+    import ray
 
-        node = ray.get_runtime_context().get_node_id()
-    except Exception:  # pragma: no cover - outside a Ray worker
-        node = None
-    rec["executor"] = {"name": "ray", "node_id": node, "host": socket.gethostname(), "pid": os.getpid(),
-                       "cache": str(cache), "cwd": os.getcwd()}
+    job = ray.get_runtime_context().get_job_id()
+    marker = _worker_root() / "attempts" / job / key.replace("/", "__")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    with open(marker, "a") as fh:
+        fh.write("x")
+    return marker.stat().st_size
+
+
+def _tag(rec: dict, cache: Path, attempt: int) -> dict:
+    """Where the unit ran (node, process, its cache and working folder, attempt): for audits and the tests."""
+    import ray
+
+    rec["executor"] = {"name": "ray", "node_id": ray.get_runtime_context().get_node_id(),
+                       "host": socket.gethostname(), "pid": os.getpid(), "cache": str(cache), "cwd": os.getcwd(),
+                       "attempt": attempt}
     return rec
