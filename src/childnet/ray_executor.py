@@ -45,8 +45,21 @@ def require_ray():
     return ray
 
 
-def _check_reachable(address: str) -> None:
+def _resolve_auto(ray) -> str | None:
+    """The HOST:PORT that ``address="auto"`` means ($RAY_ADDRESS or the last `ray start` here), if Ray says."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address("auto")
+    except Exception:  # a private helper of Ray: if it moved or finds nothing, ray.init will say
+        return None
+
+
+def _check_reachable(address: str, given: str | None = None) -> None:
     """A clear sentence within seconds for a HOST:PORT nobody answers on (Ray itself would retry for minutes)."""
+    if address == "auto":
+        return
+    given = given or address
     host, sep, port = address.rpartition(":")
     if address.startswith("ray://"):
         raise ChildnetError(f"--address {address}: Ray Client addresses (ray://) are not supported; give the "
@@ -57,7 +70,8 @@ def _check_reachable(address: str) -> None:
         with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as err:
-        raise ChildnetError(f"cannot reach a Ray cluster at {address} ({err.strerror or err}); start one with "
+        found = " (found for 'auto': the last `ray start` on this machine or RAY_ADDRESS)" if given != address else ""
+        raise ChildnetError(f"cannot reach a Ray cluster at {address}{found} ({err.strerror or err}); start one with "
                             "`ray start --head` on that machine, check the address it printed, or run without "
                             "--address for a private local cluster") from None
 
@@ -74,7 +88,9 @@ class RaySession:
         if ray.is_initialized():  # a library user who called ray.init() themselves
             log("ray: using the Ray session this process already joined")
             return
-        if address not in (None, "auto"):
+        if address == "auto":
+            _check_reachable(_resolve_auto(ray) or "auto", "auto")
+        elif address is not None:
             _check_reachable(address)
         import logging
 
