@@ -130,6 +130,14 @@ def _wait_for(path: Path, pattern: str, proc, timeout: float = 120) -> re.Match:
     raise TimeoutError(f"ray start did not come up:\n{path.read_text()}")
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
 def _stop(proc) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)  # `ray start --block` stops the node's processes
@@ -152,13 +160,16 @@ def cluster(tmp_path_factory):
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_USAGE_STATS_ENABLED="0")
     procs = []
     try:
+        # Explicit free ports: Ray's fixed defaults (8265, 10001, 52365) would clash with another cluster here.
         head = subprocess.Popen([RAY, "start", "--head", "--port=0", "--num-cpus=0", "--include-dashboard=false",
-                                 "--block"], env=env, start_new_session=True, stderr=subprocess.STDOUT,
+                                 f"--dashboard-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
+                                 f"--dashboard-agent-listen-port={_free_port()}", "--block"], env=env, start_new_session=True, stderr=subprocess.STDOUT,
                                 stdout=open(worker / "head.log", "w"))
         procs.append(head)
         address = _wait_for(worker / "head.log", r"ray start --address='([0-9.]+:[0-9]+)'", head).group(1)
         wenv = dict(env, CHILDNET_CACHE=str(worker / "cache"), CHILDNET_WORKER_DIR=str(worker / "scratch"))
-        start = [RAY, "start", f"--address={address}", "--num-cpus=2", "--block"]
+        start = [RAY, "start", f"--address={address}", "--num-cpus=2", f"--dashboard-agent-listen-port={_free_port()}",
+                 "--block"]
         hidden = shutil.which("unshare") is not None and subprocess.run(
             ["unshare", "-m", "true"], capture_output=True).returncode == 0
         if hidden:  # the worker node cannot see the head's files at all

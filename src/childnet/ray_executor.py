@@ -96,6 +96,9 @@ class RaySession:
 
         try:
             if address is None:
+                # Ray runs its workers at niceness 15 by default; in a private cluster the units *are* the
+                # work, and the process pool does not nice its workers either.
+                os.environ.setdefault("RAY_worker_niceness", "0")
                 ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING)
             else:
