@@ -1,6 +1,7 @@
 """The command line: a thin layer over the Python API.
 
     childnet run EXP.yaml [--out DIR] [--workers N] [--seeds N] [--quiet]
+                 [--executor process|ray] [--address auto|HOST:PORT] [--retries N] [--track tensorboard,mlflow]
     childnet report RUN_DIR
     childnet list [methods|models|tasks]
     childnet validate EXP.yaml
@@ -50,6 +51,12 @@ def run(
                                         help="override the number of seeds (1 … 1000)"),
     device: str = typer.Option("cpu", help="torch device"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars, only the final table"),
+    executor: str = typer.Option("process", "--executor", "-e", help="process (local pool) | ray (Ray tasks)"),
+    address: Optional[str] = typer.Option(None, "--address", help="ray: 'auto' or HOST:PORT of a running cluster "
+                                          "(default: a private local cluster with --workers CPUs)"),
+    retries: int = typer.Option(3, "--retries", help="ray: retries of a unit whose worker process dies"),
+    track: Optional[list[str]] = typer.Option(None, "--track", "-t", help="log units to tensorboard | mlflow "
+                                              "(repeat or comma-separate)"),
 ) -> None:
     """Derive children by every method × seed of EXPERIMENT, evaluate them and write the report."""
     from ._progress import NullProgress, RichProgress
@@ -62,7 +69,8 @@ def run(
     previous = signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM: the same shutdown as Ctrl-C
     try:
         result = run_experiment(experiment, out, workers=workers, seeds=seeds, device=device, log=log,
-                                progress=NullProgress() if quiet else RichProgress(err_console))
+                                progress=NullProgress() if quiet else RichProgress(err_console),
+                                executor=executor, address=address, retries=retries, track=track)
     finally:
         signal.signal(signal.SIGTERM, previous)
     _print_summary(result.out)

@@ -240,6 +240,10 @@ def run(
     report: bool = True,
     log: Callable[[str], None] = print,
     progress=None,
+    executor: str = "process",
+    address: str | None = None,
+    retries: int = 3,
+    track=None,
 ) -> RunResult:
     """Run every pending unit of ``experiment`` into ``out`` and write the report.
 
@@ -252,13 +256,21 @@ def run(
         report: write report.md / report.html at the end.
         log: receives one-line messages.
         progress: a :class:`childnet._progress.Progress`-like factory (the CLI passes rich bars).
+        executor: ``process`` (a local process pool) or ``ray`` (Ray tasks; see :mod:`childnet.ray_executor`).
+        address: with ``ray``: ``auto`` or HOST:PORT of an existing cluster (default: a private local one
+            with ``workers`` CPUs).
+        retries: with ``ray``: times a unit is retried when its worker process dies.
+        track: trackers to log every unit to: ``tensorboard``, ``mlflow`` (a list or a comma-separated string).
 
     Raises:
         ChildnetError: bad input, a folder in use by another run or holding another experiment, a corrupt
-            experiment.json, a full disk.
+            experiment.json, a full disk, an unknown executor or tracker, an unreachable Ray address.
     """
     from ._progress import NullProgress
+    from .tracking import open_sinks, parse_track
 
+    _check_executor(executor, address, retries)
+    tracks = parse_track(track)
     cfg = _load(experiment)
     if seeds is not None:
         if seeds < 1:
@@ -282,17 +294,43 @@ def run(
         result = RunResult(out=out, skipped=len(units) - len(pending))
         if result.skipped:
             log(f"resuming: {result.skipped} of {len(units)} units already finished in {out}")
-        try:
-            if pending:
+        if pending:
+            sinks = open_sinks(tracks, out, cfg, log)  # an unwritable tracker stops us before any unit runs
+            session = None
+            try:
+                if executor == "ray":
+                    from .ray_executor import RaySession
+
+                    session = RaySession(address, workers, log)
                 parents = _train_parents(cfg, out, device, log, progress.epochs)
                 _check_same_parents(finished, {k: v["fingerprint"] for k, v in parents.items()}, out)
                 payloads = [_payload(cfg, u, out, device, parents[u.setting]) for u in pending]
-                _record_all(payloads, out, workers, result, log, progress)
-        finally:
-            shutil.rmtree(out / rf.HANDOFF_DIR, ignore_errors=True)
+                _record_all(payloads, out, workers, result, log, progress, sinks=sinks, session=session,
+                            cfg=cfg, device=device, retries=retries)
+            finally:
+                shutil.rmtree(out / rf.HANDOFF_DIR, ignore_errors=True)
+                if session is not None:
+                    session.close()
+                sinks.close()
         if report:
             result.report = _write_report(out, log)
     return result
+
+
+EXECUTORS = ("process", "ray")
+
+
+def _check_executor(executor: str, address: str | None, retries: int) -> None:
+    if executor not in EXECUTORS:
+        raise ChildnetError(f"unknown --executor value {executor!r}; valid executors: {', '.join(EXECUTORS)}")
+    if retries < 0:
+        raise ChildnetError(f"--retries must be 0 or more (got {retries})")
+    if address is not None and executor != "ray":
+        raise ChildnetError(f"--address {address} needs --executor ray (got --executor {executor})")
+    if executor == "ray":
+        from .ray_executor import require_ray
+
+        require_ray()
 
 
 def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str, parent: dict) -> dict:
@@ -306,7 +344,8 @@ def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str, parent: 
 
 def execute(payloads: list[dict], record: Callable[[dict], None], *, workers: int) -> None:
     """Run ``run_unit`` on every payload — in this process (``workers=0``) or on worker processes — and
-    call ``record(rec)`` here once per finished unit. Other executors (a cluster) have the same shape."""
+    call ``record(rec)`` here once per finished unit. A cluster (:mod:`childnet.ray_executor`) has the same
+    shape."""
     from ._pool import run_inline, run_processes
 
     if workers == 0:
@@ -315,12 +354,15 @@ def execute(payloads: list[dict], record: Callable[[dict], None], *, workers: in
         run_processes(payloads, record, workers=workers)
 
 
-def _record_all(payloads, out, workers, result, log, progress) -> None:
+def _record_all(payloads, out, workers, result, log, progress, *, sinks=None, session=None, cfg=None,
+                device: str = "cpu", retries: int = 3) -> None:
     results_path = out / rf.RESULTS_FILE
 
     with progress.units(len(payloads)) as advance:
         def record(rec: dict) -> None:
-            rf.append_record(results_path, rec)
+            rf.append_record(results_path, rec)  # first the run folder, then the trackers
+            if sinks is not None:
+                sinks.log(rec)
             advance(rec)
             if rec["status"] == "ok":
                 result.finished += 1
@@ -330,7 +372,12 @@ def _record_all(payloads, out, workers, result, log, progress) -> None:
                 raise rf.DiskFullError(rec["error"])
             log(f"unit {rec['unit']} failed: {rec['error']}")
 
-        execute(payloads, record, workers=workers)
+        if session is not None:
+            from .ray_executor import execute as execute_on_ray
+
+            execute_on_ray(session, cfg, payloads, out, device, record, max_retries=retries)
+        else:
+            execute(payloads, record, workers=workers)
 
 
 def _write_report(out: Path, log):

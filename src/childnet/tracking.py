@@ -1,0 +1,210 @@
+"""Experiment tracking: every finished unit also goes to TensorBoard and/or MLflow.
+
+``results.jsonl`` stays the record of truth (resume reads it, the report reads it); a sink is told
+about each line right after the head appended it, whatever the executor — with Ray the head logs what
+workers sent back, so trackers need no access to worker nodes.
+
+* ``tensorboard``: ``RUN/tensorboard/<setting>/<label>/seed<k>/`` holds the per-epoch records of the
+  unit's training (``epoch/<term>``: learning rate, training loss terms, validation accuracy) and
+  ``…/hparams/`` the unit's hyper-parameters with its final metrics (``final/<metric>``) for the HParams
+  dashboard.
+* ``mlflow``: one MLflow run per unit (named by the unit key) in the experiment named like the
+  childnet experiment; params = the method's full config (nested keys joined by ``.``), metrics = the
+  per-epoch records (``step`` = epoch) and the final metrics, artifact ``child.json`` (the card).
+  The store is ``$MLFLOW_TRACKING_URI`` or, by default, ``RUN/mlruns`` (MLflow's file store: it works
+  offline with mlflow-skinny, whose database store needs the full ``mlflow`` package; MLflow 3 asks for
+  ``MLFLOW_ALLOW_FILE_STORE=true`` to use it, which we set for that default store only).
+
+Failed units are not drawn in TensorBoard; in MLflow they are runs with status FAILED and the error as
+a tag. A tracker that stops answering mid-run does not stop the run (one warning per sink).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .errors import ChildnetError, MissingDependencyError
+
+__all__ = ["TRACKERS", "parse_track", "open_sinks", "Sinks", "flatten"]
+
+TRACKERS = ("tensorboard", "mlflow")
+
+
+def parse_track(track: str | Iterable[str] | None) -> list[str]:
+    """``"tensorboard,mlflow"`` or ``["mlflow"]`` → checked names (unknown names name the valid ones)."""
+    if track is None:
+        return []
+    items = [track] if isinstance(track, str) else list(track)
+    names = [n.strip() for item in items for n in str(item).split(",") if n.strip()]
+    for n in names:
+        if n not in TRACKERS:
+            raise ChildnetError(f"unknown --track value {n!r}; valid trackers: {', '.join(TRACKERS)}")
+    return list(dict.fromkeys(names))
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    """Nested dicts → ``{"a.b": value}``; lists and None become JSON text (trackers take scalars)."""
+    flat: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            flat.update(flatten(v, key + "."))
+        elif isinstance(v, (bool, int, float, str)):
+            flat[key] = v
+        else:
+            flat[key] = json.dumps(v, default=str, sort_keys=True)
+    return flat
+
+
+def _numbers(d: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", s)
+
+
+class TensorBoardSink:
+    name = "tensorboard"
+
+    def __init__(self, out: Path, cfg):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise MissingDependencyError("tensorboard", "tensorboard", "(needed by --track tensorboard)") from None
+        self._writer = SummaryWriter
+        self.root = out / "tensorboard"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as err:
+            raise ChildnetError(f"--track tensorboard cannot write to {self.root}: {err.strerror or err}") from None
+
+    def log(self, rec: dict, card: dict | None) -> None:
+        if rec.get("status") != "ok":
+            return
+        logdir = self.root / _slug(rec["setting"]) / _slug(rec["label"]) / f"seed{rec['seed']}"
+        writer = self._writer(log_dir=str(logdir))
+        try:
+            for h in rec.get("history") or []:
+                step = int(h.get("epoch", 0))
+                for k, v in _numbers(h).items():
+                    if k != "epoch":
+                        writer.add_scalar(f"epoch/{k}", v, step)
+            hparams = {"method": rec["method"], "label": rec["label"], "seed": rec["seed"], "setting": rec["setting"]}
+            hparams.update(flatten((card or {}).get("config") or {}))
+            metrics = {f"final/{k}": v for k, v in _numbers(rec.get("metrics") or {}).items()}
+            writer.add_hparams(hparams, metrics, run_name="hparams")
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        pass
+
+
+class MLflowSink:
+    name = "mlflow"
+
+    def __init__(self, out: Path, cfg):
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError:
+            raise MissingDependencyError("mlflow-skinny", "mlflow", "(needed by --track mlflow)") from None
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            uri = (out / "mlruns").resolve().as_uri()
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        elif uri.startswith(("http://", "https://")):  # fail in seconds, not after minutes of retries
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        elif uri.startswith("file:") or "://" not in uri:
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        self.uri = uri
+        try:
+            self.client = MlflowClient(tracking_uri=uri)
+            exp = self.client.get_experiment_by_name(cfg.name)
+            self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(cfg.name)
+            self.client.set_experiment_tag(self.experiment_id, "childnet.run_folder", str(out.resolve()))
+        except Exception as err:  # MlflowException, OSError, requests errors: all mean "cannot write there"
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            raise ChildnetError(f"--track mlflow cannot write to the MLflow tracking URI {uri} ({first}); set "
+                                "MLFLOW_TRACKING_URI to a writable store, or unset it to log into the run folder "
+                                "(RUN/mlruns)") from None
+
+    def log(self, rec: dict, card: dict | None) -> None:
+        from mlflow.entities import Metric, Param
+
+        ok = rec.get("status") == "ok"
+        tags = {"childnet.unit": rec["unit"], "childnet.setting": rec["setting"], "childnet.method": rec["method"],
+                "childnet.label": rec["label"], "childnet.seed": str(rec["seed"]), "childnet.status": rec["status"]}
+        if not ok:
+            tags["childnet.error"] = str(rec.get("error"))[:5000]
+        run = self.client.create_run(self.experiment_id, run_name=rec["unit"], tags=tags)
+        run_id = run.info.run_id
+        params = [Param(k, str(v)[:6000]) for k, v in flatten((card or {}).get("config") or {}).items()]
+        now = int(time.time() * 1000)
+        final = _numbers(rec.get("metrics") or {})
+        metrics = [Metric(k, v, now, 0) for k, v in final.items()]
+        for h in rec.get("history") or []:
+            step = int(h.get("epoch", 0))
+            for k, v in _numbers(h).items():
+                if k != "epoch":
+                    metrics.append(Metric(f"epoch/{k}" if k in final else k, v, now, step))
+        for i in range(0, len(params), 100):
+            self.client.log_batch(run_id, params=params[i:i + 100])
+        for i in range(0, len(metrics), 1000):
+            self.client.log_batch(run_id, metrics=metrics[i:i + 1000])
+        if card is not None:
+            self.client.log_text(run_id, json.dumps(card, indent=2, default=str), "child.json")
+        self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
+
+    def close(self) -> None:
+        pass
+
+
+_SINKS = {"tensorboard": TensorBoardSink, "mlflow": MLflowSink}
+
+
+class Sinks:
+    """The open sinks of one run: ``log(rec)`` after each appended result line."""
+
+    def __init__(self, sinks: list, out: Path, log: Callable[[str], None]):
+        self.sinks, self.out, self._log, self._warned = sinks, out, log, set()
+
+    def log(self, rec: dict) -> None:
+        if not self.sinks:
+            return
+        card = None
+        if rec.get("status") == "ok" and rec.get("child_dir"):
+            try:
+                card = json.loads((self.out / rec["child_dir"] / "child.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                card = None
+        for sink in self.sinks:
+            try:
+                sink.log(rec, card)
+            except Exception as err:  # a tracker is a view; the run and results.jsonl go on
+                if sink.name not in self._warned:
+                    self._warned.add(sink.name)
+                    self._log(f"tracking: {sink.name} could not log unit {rec.get('unit')} ({type(err).__name__}: "
+                              f"{err}); results.jsonl is complete, later units are still tried")
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+def open_sinks(names: list[str], out: Path, cfg, log: Callable[[str], None] = print) -> Sinks:
+    """Open (and check we can write to) every requested tracker — before any unit runs."""
+    sinks = [_SINKS[n](Path(out), cfg) for n in names]
+    for s in sinks:
+        where = getattr(s, "uri", None) or getattr(s, "root", "")
+        log(f"tracking: {s.name} → {where}")
+    return Sinks(sinks, Path(out), log)
