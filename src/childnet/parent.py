@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,8 +85,8 @@ def get_parent(
     task: Task,
     *,
     device="cpu",
-    progress: Callable[[int, int, dict], None] | None = None,
-    log: Callable[[str], None] = lambda s: None,
+    progress: Callable[[int, int, dict], None] | str | None = "auto",
+    log: Callable[[str], None] | None = None,
     use_cache: bool = True,
 ) -> Parent:
     """Build, load or train the parent described by ``cfg`` (cached by hash).
@@ -94,10 +95,16 @@ def get_parent(
         cfg: a :class:`ParentConfig` or its dict.
         task: the experiment's task (the parent trains on ``cfg.task`` when given).
         device: where to train / place the model.
-        progress: per-epoch callback while training.
-        log: receives one-line status messages ("reused cached parent …").
+        progress: per-epoch callback ``(done, total, record)`` while training; ``"auto"`` (default) shows a
+            progress bar on stderr when it is a terminal (not in tests); ``None`` is quiet.
+        log: receives one-line status messages ("reused cached parent …"); default: printed to stderr
+            when ``progress`` is ``"auto"`` and the session is interactive.
         use_cache: read and write the parent cache.
     """
+    from ._progress import auto_epochs, interactive
+
+    if log is None:
+        log = (lambda s: print(s, file=sys.stderr)) if progress == "auto" and interactive() else (lambda s: None)
     cfg = cfg if isinstance(cfg, ParentConfig) else ParentConfig(**cfg)
     ptask = load_task(cfg.task) if cfg.task is not None else task
     with RNG_LOCK:  # the initial weights depend on the parent's seed only (and so does its cache key)
@@ -119,8 +126,9 @@ def get_parent(
         return _finish(model, ptask, cfg, "cache", device, path=str(folder), metrics=meta["metrics"],
                        history=meta.get("history", []))
     log(f"training parent {cfg.model.get('name')} on {ptask.name} (cache key {key})")
-    history = fit(model, (ptask.x_train, ptask.y_train), TrainConfig(**cfg.train),
-                  val=(ptask.x_val, ptask.y_val), seed=cfg.seed, device=device, progress=progress)
+    with auto_epochs(progress, f"parent {cfg.model.get('name')}") as cb:
+        history = fit(model, (ptask.x_train, ptask.y_train), TrainConfig(**cfg.train),
+                      val=(ptask.x_val, ptask.y_val), seed=cfg.seed, device=device, progress=cb)
     parent = _finish(model, ptask, cfg, "trained", device, history=history)
     if use_cache:
         _write_cache(folder, model, cfg, parent)
