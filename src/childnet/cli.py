@@ -153,8 +153,25 @@ def diversity(
     """Diversity of ensemble members: disagreement, KL, linear CKA heat-maps, activation maximisation."""
     from .evaluate.diversity import diversity_for_run
 
+    from ._progress import interactive
+
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
-    summary = diversity_for_run(run_dir, layers=names, out=out)
+    if interactive():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("diversity"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.fields[info]}"), console=err_console) as bar:
+            task = bar.add_task("diversity", total=None, info="")
+            summary = diversity_for_run(run_dir, layers=names, out=out, progress=lambda d, t, name: bar.update(
+                task, completed=d, total=t, info=name))
+    else:
+        summary = diversity_for_run(run_dir, layers=names, out=out,
+                                    progress=lambda d, t, name: err_console.print(f"diversity: {d}/{t} {name}",
+                                                                                  highlight=False))
+    if out is None and (run_dir / "experiment.json").exists():  # link the analysis from report.html
+        from .report import build_report
+
+        build_report(run_dir)
     table = Table(title="diversity (mean over seeds)")
     by_method = {}
     for group, vals in summary.get("by_method", {}).items():

@@ -34,6 +34,10 @@ __all__ = ["Parent", "get_parent", "cache_dir", "TRAINER_VERSION"]
 TRAINER_VERSION = 1
 
 
+#: Parent metrics copied into every child's card (the report's parent row and its degenerate-model warning).
+CARD_METRICS = ("accuracy", "nll", "ece", "params", "macs", "predicted_classes", "majority_accuracy")
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("CHILDNET_CACHE", Path.home() / ".cache" / "childnet")).expanduser()
 
@@ -70,8 +74,15 @@ class Parent:
             "architecture": self.spec,
             "task": self.task.spec,
             "source": self.source,
-            "metrics": {k: v for k, v in self.metrics.items() if k in ("accuracy", "nll", "ece", "params", "macs")},
+            "metrics": {k: v for k, v in self.metrics.items() if k in CARD_METRICS} | self._train_compute(),
         }
+
+    def _train_compute(self) -> dict:
+        """Forward MACs × training examples seen (from the fit history), when both are known."""
+        samples = [r.get("samples") for r in self.history]
+        if not samples or not all(isinstance(s, int) for s in samples) or "macs" not in self.metrics:
+            return {}
+        return {"train_compute": int(self.metrics["macs"]) * sum(samples)}
 
 
 def _key(cfg: ParentConfig, task: Task) -> str:
