@@ -107,10 +107,13 @@ def list_(kind: Kind = typer.Argument(Kind.all, help="methods | models | tasks |
 
 @app.command()
 def validate(experiment: Path = typer.Argument(..., help="experiment YAML file")) -> None:
-    """Check an experiment file; report every problem at once."""
+    """Check an experiment file, load its task and build every network on a dummy batch (no training)."""
     from .config import load_experiment
+    from .dryrun import dry_run
 
     cfg = load_experiment(experiment)
+    for line in dry_run(cfg):
+        out_console.print(f"checked {line}", markup=False, highlight=False)
     n_set = len(cfg.settings())
     units = n_set * len(cfg.methods) * cfg.seeds
     out_console.print(f"[green]ok[/green]: {experiment} — task {cfg.task.get('name')}, parent "
