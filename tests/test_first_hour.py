@@ -227,3 +227,35 @@ def test_get_parent_shows_progress_when_interactive(monkeypatch, capsys):
     get_parent({"model": {"name": "mlp", "hidden": [4]}, "train": {"epochs": 2}, "seed": 11}, task, use_cache=False,
                progress=None)
     assert capsys.readouterr().err == ""
+
+
+def test_diverging_loss_on_huge_inputs_names_the_scale():
+    from childnet.errors import TrainingDiverged
+    from childnet.models import build_model
+    from childnet.train import TrainConfig, fit
+
+    torch = pytest.importorskip("torch")
+    x = torch.randn(64, 4) * 1e12
+    y = torch.arange(64) % 2
+    model = build_model({"name": "mlp", "hidden": [8]}, (4,), 2)
+    with pytest.raises(TrainingDiverged, match="scale"):
+        fit(model, (x, y), TrainConfig(epochs=3, lr=10.0, optimizer="sgd"), seed=0)
+
+
+# ------------------------------------------------------------------ validate
+
+
+def test_validate_builds_every_network_before_training(tmp_path):
+    path = _npz(tmp_path / "t.npz", (12,))
+    raw = {"task": {"name": "arrays", "path": path}, "parent": {"model": {"name": "mlp", "hidden": [8]}},
+           "methods": [{"name": "kd", "child": {"name": "cnn", "width": 4}}, "random_search",
+                       {"name": "oneshot", "structure": "channels"}], "seeds": 1}
+    exp = tmp_path / "bad.yaml"
+    exp.write_text(yaml.safe_dump(raw))
+    proc = cli("validate", exp)
+    user_error(proc, "problems", "methods[random_search]", "image inputs", "methods[oneshot].structure")
+    assert not (tmp_path / "cache").exists()
+    raw["methods"] = ["kd"]
+    raw["task"]["path"] = str(tmp_path / "missing.npz")
+    exp.write_text(yaml.safe_dump(raw))
+    user_error(cli("validate", exp), "file not found")

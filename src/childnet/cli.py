@@ -86,11 +86,27 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder written by `ch
 
 
 @app.command("list")
-def list_(kind: Kind = typer.Argument(Kind.all, help="methods | models | tasks | all")) -> None:
-    """List registered methods, models and tasks."""
+def list_(
+    kind: Kind = typer.Argument(Kind.all, help="methods | models | tasks | all"),
+    fields: bool = typer.Option(False, "--fields", help="every config field: type, default, description"),
+    markdown: bool = typer.Option(False, "--markdown", help="with --fields: Markdown (docs/methods-reference.md)"),
+) -> None:
+    """List registered methods, models and tasks (with --fields: every option of each)."""
     from .registry import METHODS, MODELS, TASKS
 
     regs = {"methods": METHODS, "models": MODELS, "tasks": TASKS}
+    if fields:
+        from .reference import methods_reference, registry_reference
+
+        if markdown and kind.value == "methods":
+            sys.stdout.write(methods_reference())
+            return
+        for name, reg in regs.items():
+            if kind.value in ("all", name):
+                if not markdown:
+                    sys.stdout.write(f"== {name} ==\n")
+                sys.stdout.write(registry_reference(reg, markdown=markdown) + "\n")
+        return
     for name, reg in regs.items():
         if kind.value not in ("all", name):
             continue
