@@ -49,23 +49,57 @@ def _model_specs(mcfg) -> list[tuple[str, dict]]:
     return out
 
 
+def _parent_net(cfg: ExperimentConfig, ptask):
+    from .checkpoint import load_state_checked, load_tensors
+    from .models.base import build_model
+
+    model = build_model(cfg.parent.model, ptask.input_shape, ptask.num_classes)
+    if cfg.parent.checkpoint:
+        load_state_checked(model, load_tensors(cfg.parent.checkpoint),
+                           f"parent.checkpoint {cfg.parent.checkpoint} does not fit parent.model {cfg.parent.model}")
+    _forward(model, ptask, f"parent.model {cfg.parent.model.get('name')}")
+    return model
+
+
+def _child_net(spec: dict, task, what: str) -> None:
+    from .models.base import build_model
+
+    _forward(build_model(spec, task.input_shape, task.num_classes), task, what)
+
+
+def _space_net(mcfg, task, where: str) -> None:
+    from .methods.search.spaces import make_space
+
+    space = make_space(mcfg)
+    net = space.build_supernet(task.input_shape, task.num_classes)
+    net.set_arch(space.decode([0] * len(space.decisions)))
+    _forward(net, task, f"{where} search space {mcfg.space}")
+
+
+def _shrinkable(parent, structure: str, where: str) -> None:
+    from .shrink import unit_groups
+
+    try:
+        unit_groups(parent, structure)
+    except ChildnetError as err:
+        raise ChildnetError(f"{where}.structure: {err}") from None
+
+
 def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) -> list[str]:
     """Load each setting's task, build the parent and every method's child networks; return what was checked.
 
     Raises:
         ChildnetError: every problem found, one sentence each.
     """
-    from .checkpoint import load_state_checked, load_tensors
-    from .models.base import build_model
     from .tasks.base import load_task
 
     problems: list[str] = []
     checked: list[str] = []
     tasks: dict[str, object] = {}
 
-    def attempt(what: str, fn) -> object | None:
+    def attempt(what: str, fn, *args) -> object | None:
         try:
-            return fn()
+            return fn(*args)
         except ChildnetError as err:
             problems.append(str(err) if what in str(err) else f"{what}: {err}")
         return None
@@ -74,7 +108,7 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
         spec = cfg.task_for(setting)
         key = json.dumps(spec, sort_keys=True, default=str)
         if key not in tasks:
-            tasks[key] = attempt("task", lambda s=spec: load_task(s))
+            tasks[key] = attempt("task", load_task, spec)
             if tasks[key] is not None:
                 t = tasks[key]
                 classes = f", classes {t.meta['classes'][:10]}" if t.meta.get("classes") else ""
@@ -82,50 +116,24 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
         task = tasks[key]
         if task is None:
             continue
-        ptask = task
-        if cfg.parent.task is not None:
-            ptask = attempt("parent.task", lambda: load_task(cfg.parent.task))
-            if ptask is None:
-                continue
-
-        def parent_net():
-            model = build_model(cfg.parent.model, ptask.input_shape, ptask.num_classes)
-            if cfg.parent.checkpoint:
-                load_state_checked(model, load_tensors(cfg.parent.checkpoint),
-                                   f"parent.checkpoint {cfg.parent.checkpoint} does not fit parent.model {cfg.parent.model}")
-            _forward(model, ptask, f"parent.model {cfg.parent.model.get('name')}")
-            return model
-
-        parent = attempt("parent", parent_net)
+        ptask = task if cfg.parent.task is None else attempt("parent.task", load_task, cfg.parent.task)
+        if ptask is None:
+            continue
+        parent = attempt("parent", _parent_net, cfg, ptask)
         if parent is not None and f"parent {cfg.parent.model.get('name')}" not in checked:
             checked.append(f"parent {cfg.parent.model.get('name')}")
         for mspec in cfg.methods:
             where = f"methods[{mspec.label}]" + ("" if setting.id == "default" else f" ({setting.id})")
-            mcfg = attempt(where, lambda m=mspec: cfg.method_config(m, setting))
+            mcfg = attempt(where, cfg.method_config, mspec, setting)
             if mcfg is None:
                 continue
             for field, model_spec in _model_specs(mcfg):
-                attempt(f"{where}.{field}", lambda f=field, s=model_spec: _forward(
-                    build_model(s, task.input_shape, task.num_classes), task, f"{where}.{f} {s.get('name')}"))
+                attempt(f"{where}.{field}", _child_net, model_spec, task, f"{where}.{field} {model_spec.get('name')}")
             if hasattr(mcfg, "space"):
-                def space_net(m=mcfg, w=where):
-                    from .methods.search.spaces import make_space
-
-                    space = make_space(m)
-                    net = space.build_supernet(task.input_shape, task.num_classes)
-                    net.set_arch(space.decode([0] * len(space.decisions)))
-                    _forward(net, task, f"{w} search space {m.space}")
-                attempt(where, space_net)
+                attempt(where, _space_net, mcfg, task, where)
             structure = getattr(mcfg, "structure", None)
             if isinstance(structure, str) and structure != "weights" and parent is not None:
-                def shrinkable(st=structure, w=where):
-                    from .shrink import unit_groups
-
-                    try:
-                        unit_groups(parent, st)
-                    except ChildnetError as err:
-                        raise ChildnetError(f"{w}.structure: {err}") from None
-                attempt(where, shrinkable)
+                attempt(where, _shrinkable, parent, structure, where)
             checked.append(where)
     if problems:
         raise ChildnetError(problems[0] if len(problems) == 1 else
