@@ -259,3 +259,13 @@ def test_validate_builds_every_network_before_training(tmp_path):
     raw["task"]["path"] = str(tmp_path / "missing.npz")
     exp.write_text(yaml.safe_dump(raw))
     user_error(cli("validate", exp), "file not found")
+
+
+def test_structured_pruning_shrinks_a_1d_cnn(tmp_path):
+    from childnet import derive, get_parent
+
+    task = load_task({"name": "arrays", "path": _npz(tmp_path / "s.npz", (2, 32))})
+    parent = get_parent({"model": {"name": "cnn", "width": 8, "depth": 2}, "train": {"epochs": 1}}, task)
+    child = derive("oneshot", parent, task, seed=0, sparsity=0.5, structure="channels", tune={"epochs": 1})
+    assert sum(p.numel() for p in child.model.parameters()) < sum(p.numel() for p in parent.model.parameters())
+    assert child.model(task.x_test[:3]).shape == (3, 2)

@@ -158,6 +158,11 @@ def show(child_dir: Path = typer.Argument(..., help="a child folder (child.json 
     masks = (child_dir / "masks.safetensors").exists()
     table.add_row("masks", "masks.safetensors" if masks else "none")
     extra = card.get("extra") or {}
+    if isinstance(extra.get("classes"), list):
+        table.add_row("classes", ", ".join(f"{i} → {c}" for i, c in enumerate(extra["classes"][:50])))
+    if isinstance(extra.get("standardize"), dict):
+        table.add_row("standardize", f"per {extra['standardize'].get('per')}, fitted on the training split "
+                      "(applied by childnet.predict)")
     if extra:
         table.add_row("extra", ", ".join(sorted(extra)))
     out_console.print(table)

@@ -118,6 +118,9 @@ def get_parent(
         log = (lambda s: print(s, file=sys.stderr)) if progress == "auto" and interactive() else (lambda s: None)
     cfg = cfg if isinstance(cfg, ParentConfig) else ParentConfig(**cfg)
     ptask = load_task(cfg.task) if cfg.task is not None else task
+    if ptask.meta.get("classes") and ptask.name == "arrays":  # the label mapping the task made, said once
+        shown = ", ".join(f"{c} → {i}" for i, c in enumerate(ptask.meta["classes"][:20]))
+        log(f"labels mapped to classes: {shown}{' …' if len(ptask.meta['classes']) > 20 else ''}")
     with RNG_LOCK:  # the initial weights depend on the parent's seed only (and so does its cache key)
         seed_everything(cfg.seed)
         model = build_model(cfg.model, ptask.input_shape, ptask.num_classes)

@@ -90,7 +90,7 @@ def _cnn_groups(model) -> list[UnitGroup]:
     groups = []
     for i, block in enumerate(model.blocks):
         conv = block[0]
-        bn = block[1] if len(block) > 1 and isinstance(block[1], nn.BatchNorm2d) else None
+        bn = block[1] if len(block) > 1 and isinstance(block[1], (nn.BatchNorm1d, nn.BatchNorm2d)) else None
         bn_p, bn_b = _bn_params(f"blocks.{i}.1", bn)
         consumer = f"blocks.{i + 1}.0.weight" if i + 1 < len(model.blocks) else "head.weight"
         groups.append(UnitGroup(f"blocks.{i}", f"blocks.{i}.0.weight", _layer_params(f"blocks.{i}.0", conv) + bn_p,

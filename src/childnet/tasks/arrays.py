@@ -177,6 +177,11 @@ def _layout(shape: tuple, cfg: ArraysConfig, path: Path) -> str:
     if len(shape) == 2:
         a, b = shape
         square = min(a, b) >= 4 and max(a, b) <= 4 * min(a, b)
+        if not square and a > b > 1:
+            raise DataError(f"{path}: x has examples of shape {shape}: {a} channels of length {b}, or (channels-last) "
+                            f"length {a} with {b} channels? childnet reads sequences as (N, C, L): save "
+                            "x.transpose(0, 2, 1) if the last axis holds the channels, or set task.layout: sequence "
+                            "to read them as they are")
         return "image" if square else "sequence"
     if len(shape) == 3:
         c, h, w = shape

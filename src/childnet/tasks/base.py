@@ -172,7 +172,7 @@ def encode_labels(ys: dict[str, np.ndarray], num_classes: int | None, where: str
     arrays = {k: (np.asarray(y).astype(str) if text else np.asarray(y).astype(np.int64)) for k, y in ys.items()}
     values = np.unique(np.concatenate([a.ravel() for a in arrays.values()]))
     train_key = next(iter(arrays))
-    if num_classes is None:
+    if num_classes is None and len(arrays) > 1:
         unseen = sorted(set(values.tolist()) - set(np.unique(arrays[train_key]).tolist()))
         if unseen:
             raise DataError(f"{where}: labels {unseen[:5]} occur in the validation/test labels but never in "
