@@ -65,7 +65,8 @@ def _overview(summary: dict) -> list[Block]:
         ("task", _spec_text(summary["task"])),
         ("parent", _parent_text(summary["parent"], summary["parent_spec"])),
         ("primary metric", f"{summary['metric']} ({better} is better), on the test split"),
-        ("baseline", summary["baseline"] or "none (no Δ, no significance test)"),
+        ("baseline", summary["baseline"] or "none named: each method against its family's baseline (the 'vs' "
+         "column) when that method ran"),
         ("seeds per method", str(summary["seeds"])),
         ("units read", str(summary["n_units"])),
     ]
