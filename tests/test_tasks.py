@@ -92,7 +92,7 @@ def _image_npz(path, **over):
 @pytest.mark.parametrize("over, needle", [
     ({"x_train": np.zeros((40, 6, 6, 1), np.float32), "x_test": np.zeros((12, 6, 6, 1), np.float32)},
      "looks channels-last"),
-    ({"y_train": np.array(list("abc") * 13 + ["a"])}, "integer class labels"),
+    ({"y_train": np.array(list("abc") * 13 + ["a"])}, "mix strings and numbers"),
     ({"x_train": np.full((40, 1, 6, 6), np.nan, np.float32)}, "NaN or infinite"),
     ({"y_test": np.array([0, 1, 2, 7] * 3)}, "never in y_train"),
     ({"y_train": np.zeros(40, int), "y_test": np.zeros(12, int)}, "at least 2 classes"),

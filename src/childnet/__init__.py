@@ -6,7 +6,7 @@ Public API::
 """
 
 from ._version import __version__
-from .api import derive, run_experiment
+from .api import derive, predict, run_experiment
 from .child import Child, Lineage
 from .errors import ChildnetError, ConfigError, MissingDependencyError
 from .evaluate import evaluate
@@ -28,5 +28,6 @@ __all__ = [
     "evaluate",
     "get_parent",
     "load_task",
+    "predict",
     "run_experiment",
 ]

@@ -4,7 +4,48 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-__all__ = ["NullProgress", "RichProgress"]
+import os
+import sys
+
+__all__ = ["NullProgress", "RichProgress", "auto_epochs", "interactive"]
+
+
+#: Bars shown right now (rich allows one live display at a time: an automatic bar never nests in one).
+_ACTIVE = [0]
+
+
+def interactive() -> bool:
+    """True in the main process, with stderr a terminal, no bar already shown and outside a test run."""
+    import multiprocessing
+
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return (tty and "PYTEST_CURRENT_TEST" not in os.environ and not _ACTIVE[0]
+            and multiprocessing.parent_process() is None)
+
+
+@contextmanager
+def auto_epochs(progress, desc: str):
+    """The per-epoch callback to use: ``progress`` itself when it is callable; a rich bar on stderr when it is
+    ``"auto"`` and the session is interactive; else ``None`` (quiet)."""
+    if callable(progress):
+        yield progress
+    elif progress == "auto" and interactive():
+        with RichProgress().epochs(desc) as cb:
+            yield cb
+    else:
+        yield None
+
+
+@contextmanager
+def _counted():
+    _ACTIVE[0] += 1
+    try:
+        yield
+    finally:
+        _ACTIVE[0] -= 1
 
 
 class NullProgress:
@@ -46,13 +87,13 @@ class RichProgress(NullProgress):
             acc = record.get("val_accuracy")
             bar.update(task, completed=done, info=f"val acc {acc:.3f}" if acc is not None else "")
 
-        with bar:
+        with bar, _counted():
             yield cb
 
     @contextmanager
     def units(self, total: int):
         bar = self._bar()
-        with bar:
+        with bar, _counted():
             task = bar.add_task("children", total=total, info="")
 
             def advance(rec):

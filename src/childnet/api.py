@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import sys
 from pathlib import Path
 
 from .config import validate_entry
@@ -9,7 +11,7 @@ from .errors import ConfigError
 from .methods.base import Context
 from .registry import METHODS
 
-__all__ = ["derive", "run_experiment", "method_config"]
+__all__ = ["derive", "run_experiment", "method_config", "predict"]
 
 
 def method_config(method: str, cfg=None):
@@ -42,8 +44,97 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
     return METHODS.get(method).fn(parent, task, cfg, ctx)
 
 
+GUARD_HINT = ('put the call under `if __name__ == "__main__":` (worker processes re-import your script), or '
+              'pass workers=0 to run every unit in this process')
+
+
+def _caller_can_spawn() -> str | None:
+    """Why worker processes cannot be started for the current ``__main__`` (``None`` when they can).
+
+    Worker processes are started with ``spawn``: each re-imports the main script. That fails when the
+    script was read from stdin or ``-c`` (there is no file to re-import: Python would look for a file
+    named ``<stdin>``), and it re-runs the experiment in every worker when the script calls
+    ``run_experiment`` at top level, outside an ``if __name__ == "__main__":`` block.
+    """
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        return None
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        return None  # interactive session, or run with -m: spawn imports it by name, which is safe
+    if not Path(path).is_file():
+        return f"the main script is {path!r}, which worker processes cannot re-import"
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals is not vars(main):
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_name != "<module>":
+        return None  # called from inside a function: the function may or may not be guarded; trust it
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    line = frame.f_lineno
+    for node in tree.body:
+        if isinstance(node, ast.If) and node.lineno <= line <= (node.end_lineno or node.lineno) \
+                and "__main__" in ast.unparse(node.test) and "__name__" in ast.unparse(node.test):
+            return None
+    return f"{path} calls run_experiment at top level, without an `if __name__ == \"__main__\":` guard"
+
+
 def run_experiment(experiment, out: str | Path | None = None, **kwargs):
-    """Run an experiment (a YAML path, a dict or an ExperimentConfig); see :func:`childnet.runner.run`."""
+    """Run an experiment (a YAML path, a dict or an ExperimentConfig); see :func:`childnet.runner.run`.
+
+    Works in a plain script: when worker processes could not re-import the calling script (no
+    ``if __name__ == "__main__":`` guard, or a script read from stdin / ``-c``) and ``workers`` is not
+    given, every unit runs in this process (and says so through ``log``); an explicit ``workers > 0``
+    is refused with the guard to add.
+    """
+    from .errors import ChildnetError
     from .runner import run
 
+    why = _caller_can_spawn()
+    if why is not None and kwargs.get("workers") != 0:
+        if kwargs.get("workers"):
+            raise ChildnetError(f"run_experiment(workers={kwargs['workers']}): {why}; {GUARD_HINT}")
+        kwargs["workers"] = 0
+        (kwargs.get("log") or print)(f"running every unit in this process: {why} ({GUARD_HINT.split(', or')[0]} "
+                                     "to use worker processes)")
     return run(experiment, out, **kwargs)
+
+
+def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: bool = True):
+    """Class predictions of ``child`` for new inputs ``x``, prepared as the task prepared its data.
+
+    Applies the standardisation fitted on the training split (``lineage.extra["standardize"]``) and maps
+    class indices back to the original labels (``lineage.extra["classes"]``) when the task mapped them.
+
+    Args:
+        child: a :class:`~childnet.child.Child` (e.g. ``Child.load(folder)``).
+        x: an array or tensor of examples in the layout the task read (e.g. ``(N, F)`` or ``(N, C, L)``).
+        labels: return the original labels (default) rather than class indices.
+    """
+    import numpy as np
+    import torch
+
+    from .tasks.arrays import apply_standardize
+
+    extra = child.lineage.extra or {}
+    arch = child.lineage.architecture or {}
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x.float()
+    shape = tuple(arch.get("input_shape") or ())
+    if shape and tuple(x.shape[1:]) != shape and x[0].numel() == int(np.prod(shape)):
+        x = x.reshape(len(x), *shape)  # the same reshape the task did, e.g. (N, L, 1) -> (N, 1, L)
+    if extra.get("standardize"):
+        x = apply_standardize(x, extra["standardize"])
+    model = child.model.to(device).eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            out.append(model(x[i:i + batch_size].to(device)).argmax(1).cpu())
+    idx = torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+    classes = extra.get("classes")
+    if labels and classes:
+        return np.asarray(classes)[idx]
+    return idx

@@ -115,11 +115,27 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder written by `ch
 
 
 @app.command("list")
-def list_(kind: Kind = typer.Argument(Kind.all, help="methods | models | tasks | scorers | all")) -> None:
-    """List registered methods, models, tasks and mask scorers."""
+def list_(
+    kind: Kind = typer.Argument(Kind.all, help="methods | models | tasks | scorers | all"),
+    fields: bool = typer.Option(False, "--fields", help="every config field: type, default, description"),
+    markdown: bool = typer.Option(False, "--markdown", help="with --fields: Markdown (docs/methods-reference.md)"),
+) -> None:
+    """List registered methods, models, tasks and mask scorers (with --fields: every option of each)."""
     from .registry import METHODS, MODELS, SCORERS, TASKS
 
     regs = {"methods": METHODS, "models": MODELS, "tasks": TASKS, "scorers": SCORERS}
+    if fields:
+        from .reference import methods_reference, registry_reference
+
+        if markdown and kind.value == "methods":
+            sys.stdout.write(methods_reference())
+            return
+        for name, reg in regs.items():
+            if kind.value in ("all", name):
+                if not markdown:
+                    sys.stdout.write(f"== {name} ==\n")
+                sys.stdout.write(registry_reference(reg, markdown=markdown) + "\n")
+        return
     for name, reg in regs.items():
         if kind.value not in ("all", name):
             continue
@@ -136,10 +152,13 @@ def list_(kind: Kind = typer.Argument(Kind.all, help="methods | models | tasks |
 
 @app.command()
 def validate(experiment: Path = typer.Argument(..., help="experiment YAML file")) -> None:
-    """Check an experiment file; report every problem at once."""
+    """Check an experiment file, load its task and build every network on a dummy batch (no training)."""
     from .config import load_experiment
+    from .dryrun import dry_run
 
     cfg = load_experiment(experiment)
+    for line in dry_run(cfg):
+        out_console.print(f"checked {line}", markup=False, highlight=False)
     n_set = len(cfg.settings())
     units = n_set * len(cfg.methods) * cfg.seeds
     out_console.print(f"[green]ok[/green]: {experiment} — task {cfg.task.get('name')}, parent "
@@ -168,6 +187,11 @@ def show(child_dir: Path = typer.Argument(..., help="a child folder (child.json 
     masks = (child_dir / "masks.safetensors").exists()
     table.add_row("masks", "masks.safetensors" if masks else "none")
     extra = card.get("extra") or {}
+    if isinstance(extra.get("classes"), list):
+        table.add_row("classes", ", ".join(f"{i} → {c}" for i, c in enumerate(extra["classes"][:50])))
+    if isinstance(extra.get("standardize"), dict):
+        table.add_row("standardize", f"per {extra['standardize'].get('per')}, fitted on the training split "
+                      "(applied by childnet.predict)")
     if extra:
         table.add_row("extra", ", ".join(sorted(extra)))
     out_console.print(table)
@@ -182,8 +206,25 @@ def diversity(
     """Diversity of ensemble members: disagreement, KL, linear CKA heat-maps, activation maximisation."""
     from .evaluate.diversity import diversity_for_run
 
+    from ._progress import interactive
+
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
-    summary = diversity_for_run(run_dir, layers=names, out=out)
+    if interactive():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("diversity"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.fields[info]}"), console=err_console) as bar:
+            task = bar.add_task("diversity", total=None, info="")
+            summary = diversity_for_run(run_dir, layers=names, out=out, progress=lambda d, t, name: bar.update(
+                task, completed=d, total=t, info=name))
+    else:
+        summary = diversity_for_run(run_dir, layers=names, out=out,
+                                    progress=lambda d, t, name: err_console.print(f"diversity: {d}/{t} {name}",
+                                                                                  highlight=False))
+    if out is None and (run_dir / "experiment.json").exists():  # link the analysis from report.html
+        from .report import build_report
+
+        build_report(run_dir)
     table = Table(title="diversity (mean over seeds)")
     by_method = {}
     for group, vals in summary.get("by_method", {}).items():

@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,10 @@ __all__ = ["Parent", "get_parent", "load_handed_parent", "cache_dir", "TRAINER_V
 
 #: Bump when a change to the trainer would change trained weights, to invalidate caches.
 TRAINER_VERSION = 1
+
+
+#: Parent metrics copied into every child's card (the report's parent row and its degenerate-model warning).
+CARD_METRICS = ("accuracy", "nll", "ece", "params", "macs", "predicted_classes", "majority_accuracy")
 
 
 @dataclass
@@ -67,8 +72,15 @@ class Parent:
             "architecture": self.spec,
             "task": self.task.spec,
             "source": self.source,
-            "metrics": {k: v for k, v in self.metrics.items() if k in ("accuracy", "nll", "ece", "params", "macs")},
+            "metrics": {k: v for k, v in self.metrics.items() if k in CARD_METRICS} | self._train_compute(),
         }
+
+    def _train_compute(self) -> dict:
+        """Forward MACs × training examples seen (from the fit history), when both are known."""
+        samples = [r.get("samples") for r in self.history]
+        if not samples or not all(isinstance(s, int) for s in samples) or "macs" not in self.metrics:
+            return {}
+        return {"train_compute": int(self.metrics["macs"]) * sum(samples)}
 
 
 def _key(cfg: ParentConfig, task: Task) -> str:
@@ -117,8 +129,8 @@ def get_parent(
     task: Task,
     *,
     device="cpu",
-    progress: Callable[[int, int, dict], None] | None = None,
-    log: Callable[[str], None] = lambda s: None,
+    progress: Callable[[int, int, dict], None] | str | None = "auto",
+    log: Callable[[str], None] | None = None,
     use_cache: bool = True,
 ) -> Parent:
     """Build, load or train the parent described by ``cfg`` (cached by hash).
@@ -127,12 +139,21 @@ def get_parent(
         cfg: a :class:`ParentConfig` or its dict.
         task: the experiment's task (the parent trains on ``cfg.task`` when given).
         device: where to train / place the model.
-        progress: per-epoch callback while training.
-        log: receives one-line status messages ("reused cached parent …").
+        progress: per-epoch callback ``(done, total, record)`` while training; ``"auto"`` (default) shows a
+            progress bar on stderr when it is a terminal (not in tests); ``None`` is quiet.
+        log: receives one-line status messages ("reused cached parent …"); default: printed to stderr
+            when ``progress`` is ``"auto"`` and the session is interactive.
         use_cache: read and write the parent cache.
     """
+    from ._progress import auto_epochs, interactive
+
+    if log is None:
+        log = (lambda s: print(s, file=sys.stderr)) if progress == "auto" and interactive() else (lambda s: None)
     cfg = cfg if isinstance(cfg, ParentConfig) else ParentConfig(**cfg)
     ptask = load_task(cfg.task) if cfg.task is not None else task
+    if ptask.meta.get("classes") and ptask.name == "arrays":  # the label mapping the task made, said once
+        shown = ", ".join(f"{c} → {i}" for i, c in enumerate(ptask.meta["classes"][:20]))
+        log(f"labels mapped to classes: {shown}{' …' if len(ptask.meta['classes']) > 20 else ''}")
     with RNG_LOCK:  # the initial weights depend on the parent's seed only (and so does its cache key)
         seed_everything(cfg.seed)
         model = build_model(cfg.model, ptask.input_shape, ptask.num_classes)
@@ -160,8 +181,9 @@ def get_parent(
                            history=meta["history"])
     log(f"training parent {cfg.model.get('name')} on {ptask.name} (cache key {key})")
     try:
-        history = fit(model, (ptask.x_train, ptask.y_train), cfg.train,
-                      val=(ptask.x_val, ptask.y_val), seed=cfg.seed, device=device, progress=progress)
+        with auto_epochs(progress, f"parent {cfg.model.get('name')}") as cb:
+            history = fit(model, (ptask.x_train, ptask.y_train), cfg.train,
+                          val=(ptask.x_val, ptask.y_val), seed=cfg.seed, device=device, progress=cb)
     except TrainingDiverged as err:
         raise ChildnetError(f"the parent ({cfg.model.get('name')}) diverged while training: {err}".replace(
             "(train.lr", "(parent.train.lr")) from None

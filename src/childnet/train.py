@@ -264,7 +264,7 @@ def fit(
                 bad = {k: float(v.detach()) for k, v in terms.items()}
                 raise TrainingDiverged(
                     f"loss became non-finite at epoch {epoch + 1}, step {state.step + 1} (terms: {bad}); "
-                    f"try a lower learning rate (train.lr = {cfg.lr})"
+                    + _divergence_hint(x, cfg.lr)
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -280,7 +280,7 @@ def fit(
             seen += k
             for name, v in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(v.detach()) * k
-        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "samples": seen}
         record.update({f"train_{k}": v / max(1, seen) for k, v in sums.items()})
         _call(hooks, "on_epoch_end", state)
         last = epoch == n_epochs - 1
@@ -293,3 +293,18 @@ def fit(
     _call(hooks, "on_fit_end", state)
     model.eval()
     return state.history
+
+
+#: Inputs whose magnitude exceeds this are called out as the likely cause of a diverging loss.
+LARGE_INPUT = 1e3
+
+
+def _divergence_hint(x, lr: float) -> str:
+    """What to change: the input scale when the training inputs are huge, else the learning rate."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel():
+        peak = float(x.detach().abs().max())
+        if not math.isfinite(peak) or peak > LARGE_INPUT:
+            return (f"the inputs reach |x| = {peak:.3g}, so the cause is most likely their scale, not the learning "
+                    "rate: standardise the features (task arrays: standardize: true) or rescale them to about "
+                    "[-1, 1] before training")
+    return f"try a lower learning rate (train.lr = {lr})"

@@ -129,8 +129,12 @@ def plot_activation_maximisation(images: list[torch.Tensor], labels: list[str], 
     for r, (label, batch) in enumerate(zip(labels, images)):
         for c, unit in enumerate(units):
             ax = fig.add_subplot(rows, cols, r * cols + c + 1)
-            img, cmap = _as_image(batch[c])
-            ax.imshow(img, cmap=cmap)
+            if batch[c].dim() <= 2:  # a 1-D input (features, or C channels of a sequence): one line per channel
+                for channel in batch[c].reshape(-1, batch[c].shape[-1]).numpy():
+                    ax.plot(channel, linewidth=0.8)
+            else:
+                img, cmap = _as_image(batch[c])
+                ax.imshow(img, cmap=cmap)
             if activations is not None:
                 act = activations[r][c]
                 ax.set_xlabel("inactive" if act <= 1e-8 else f"a = {act:.3g}", fontsize=7,

@@ -313,11 +313,13 @@ def _write_report(out: Path, report: dict, labels: list[str], images) -> None:
     (out / "diversity.json").write_text(json.dumps(report, indent=2))
 
 
-def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out: str | Path | None = None) -> dict:
+def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out: str | Path | None = None,
+                      progress=None) -> dict:
     """Diversity analysis of every ensemble child in a run folder (the ``childnet diversity`` command).
 
     Each child's report and figures go to ``out/<setting>/<label>/seed<k>/``; ``out/diversity.json``
     holds all of them plus the per-method means over seeds. ``out`` defaults to ``RUN_DIR/diversity``.
+    ``progress(done, total, name)`` is called after each child (the CLI shows a bar).
 
     Raises:
         ChildnetError: no such folder, no ensemble child in it, or an unknown layer name.
@@ -334,7 +336,7 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
         raise ChildnetError(f"no ensemble child in {run_dir} (ensemble methods: independent, snapshot, pat, pat_ssa)")
     tasks: dict = {}
     reports = {}
-    for rel, folder in found:
+    for i, (rel, folder) in enumerate(found):
         card = json.loads((folder / "child.json").read_text())
         key = json.dumps(card.get("task", {}), sort_keys=True)
         if key not in tasks:
@@ -344,6 +346,8 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
         rep = diversity_report(folder, tasks[key], layers=layers, out=out / rel)
         rep["method"], rep["seed"] = card.get("method"), card.get("seed")
         reports[str(rel)] = rep
+        if progress is not None:
+            progress(i + 1, len(found), str(rel))
     summary = {"run_dir": str(run_dir), "children": reports, "by_method": summarise_by_method(reports)}
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "diversity.json", json.dumps(summary, indent=2))

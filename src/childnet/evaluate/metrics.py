@@ -38,10 +38,14 @@ def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, bins: int =
 
 
 def classification_metrics(probs: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    """Accuracy, NLL (mean, natural log) and ECE of predicted probabilities."""
+    """Accuracy, NLL (mean, natural log) and ECE of predicted probabilities; classes predicted, majority rate."""
     nll = F.nll_loss(torch.log(probs.clamp_min(1e-12)), y).item()
     return {
         "accuracy": (probs.argmax(-1) == y).float().mean().item(),
         "nll": nll,
         "ece": expected_calibration_error(probs, y),
+        # degenerate classifiers: how many classes it predicts at all, and the accuracy of always
+        # predicting the most frequent test class (the report warns at or below it)
+        "predicted_classes": int(probs.argmax(-1).unique().numel()),
+        "majority_accuracy": float(torch.bincount(y).max()) / max(1, len(y)),
     }

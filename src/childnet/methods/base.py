@@ -65,7 +65,7 @@ def make_child(
         parent=parent.card() if parent is not None else {},
         task=task.spec,
         history=history or [],
-        extra=({"classes": list(task.meta["classes"])} if task.meta.get("classes") else {}) | (extra or {}),
+        extra={k: task.meta[k] for k in ("classes", "standardize", "layout") if task.meta.get(k)} | (extra or {}),
     )
     model.eval()
     return Child(model, lineage, masks or {})

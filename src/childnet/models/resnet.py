@@ -1,7 +1,8 @@
 """CIFAR-style ResNets (He et al. 2016, §4.2): depth 6n+2, three stages of n basic blocks.
 
 Stage widths are 16/32/64 × ``width_mult``; stages 2 and 3 halve the map. Works on any image size
-(1-channel 8×8 digits, 28×28 MNIST, 32×32 CIFAR). Option-A (zero-padding) shortcuts as in the paper
+(1-channel 8×8 digits, 28×28 MNIST, 32×32 CIFAR); sequence inputs ``(C, L)`` (and features ``(F,)`` as one
+channel of length F) get the same network with 1-D convolutions (our extension, not in the paper). Option-A (zero-padding) shortcuts as in the paper
 for CIFAR; ``shortcut: conv`` uses 1×1 projections instead.
 """
 
@@ -39,26 +40,30 @@ class ResNetConfig(Config):
         return v
 
 
+_LAYERS = {2: (nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d), 1: (nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d)}
+
+
 class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, shortcut: str, mid: int | None = None):
+    def __init__(self, cin: int, cout: int, stride: int, shortcut: str, mid: int | None = None, dims: int = 2):
         super().__init__()
+        conv, norm, _ = _LAYERS[dims]
         mid = mid or cout
-        self.conv1 = nn.Conv2d(cin, mid, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(mid)
-        self.conv2 = nn.Conv2d(mid, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.stride, self.cin, self.cout = stride, cin, cout
+        self.conv1 = conv(cin, mid, 3, stride, 1, bias=False)
+        self.bn1 = norm(mid)
+        self.conv2 = conv(mid, cout, 3, 1, 1, bias=False)
+        self.bn2 = norm(cout)
+        self.stride, self.cin, self.cout, self.dims = stride, cin, cout, dims
         self.proj = None
         if (stride != 1 or cin != cout) and shortcut == "conv":
-            self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.proj = nn.Sequential(conv(cin, cout, 1, stride, bias=False), norm(cout))
 
     def shortcut(self, x):
         if self.proj is not None:
             return self.proj(x)
         if self.stride != 1:
-            x = x[:, :, :: self.stride, :: self.stride]
+            x = x[:, :, :: self.stride, :: self.stride] if self.dims == 2 else x[:, :, :: self.stride]
         if self.cout > self.cin:
-            x = F.pad(x, (0, 0, 0, 0, 0, self.cout - self.cin))
+            x = F.pad(x, (0, 0) * self.dims + (0, self.cout - self.cin))
         elif self.cout < self.cin:
             x = x[:, : self.cout]
         return x
@@ -73,25 +78,29 @@ class ResNet(ChildnetModel):
     """``stem`` → ``stages.0/1/2`` → global pool → ``head``."""
 
     def __init__(self, in_ch: int, depth: int, widths: list[int], num_classes: int, shortcut: str = "pad",
-                 inner_widths: list[int] | None = None):
+                 inner_widths: list[int] | None = None, dims: int = 2):
         super().__init__()
+        conv, norm, avgpool = _LAYERS[dims]
         n = (depth - 2) // 6
         inner = list(inner_widths) if inner_widths else [w for w in widths for _ in range(n)]
-        self.stem = nn.Sequential(nn.Conv2d(in_ch, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.stem = nn.Sequential(conv(in_ch, widths[0], 3, 1, 1, bias=False), norm(widths[0]), nn.ReLU())
         stages, c = [], widths[0]
         for s, w in enumerate(widths):
-            blocks = [BasicBlock(c if i == 0 else w, w, 2 if (i == 0 and s > 0) else 1, shortcut, inner[s * n + i])
-                      for i in range(n)]
+            blocks = [BasicBlock(c if i == 0 else w, w, 2 if (i == 0 and s > 0) else 1, shortcut, inner[s * n + i],
+                                 dims) for i in range(n)]
             stages.append(nn.Sequential(*blocks))
             c = w
         self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = avgpool(1)
+        self.dims = dims
         self.head = nn.Linear(c, num_classes)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == self.dims + 1:  # features (N, F) read as one channel of length F
+            x = x.unsqueeze(1)
         return self.pool(self.stages(self.stem(x))).flatten(1)
 
     def unit_groups(self) -> list[UnitGroup]:
@@ -116,9 +125,10 @@ class ResNet(ChildnetModel):
 
 @MODELS.register("resnet", config=ResNetConfig, units="channels", tiny={"depth": 8, "width_mult": 0.25})
 def resnet(cfg: ResNetConfig, input_shape: tuple, num_classes: int) -> ResNet:
-    """CIFAR-style ResNet-(6n+2) with 16/32/64·width_mult stage widths (He et al. 2016)."""
-    if len(input_shape) != 3:
-        raise ConfigError(f"model resnet: needs image inputs (C, H, W); this task's inputs have shape {input_shape}")
+    """CIFAR-style ResNet-(6n+2) with 16/32/64·width_mult stage widths (He et al. 2016); 1-D for sequences."""
+    from .cnn import conv_layout
+
+    in_ch, _, dims = conv_layout(input_shape, "resnet")
     widths = cfg.widths or [max(1, round(w * cfg.width_mult)) for w in (16, 32, 64)]
     if len(widths) != 3:
         raise ConfigError(f"model.widths: a CIFAR ResNet has 3 stages (got {widths})")
@@ -126,4 +136,4 @@ def resnet(cfg: ResNetConfig, input_shape: tuple, num_classes: int) -> ResNet:
     if cfg.inner_widths is not None and (len(cfg.inner_widths) != n_blocks or min(cfg.inner_widths) < 1):
         raise ConfigError(f"model.inner_widths: a ResNet-{cfg.depth} needs {n_blocks} positive widths, one per "
                           f"block (got {cfg.inner_widths})")
-    return ResNet(input_shape[0], cfg.depth, widths, num_classes, cfg.shortcut, cfg.inner_widths)
+    return ResNet(in_ch, cfg.depth, widths, num_classes, cfg.shortcut, cfg.inner_widths, dims)

@@ -48,7 +48,15 @@ class Image:
     alt: str
 
 
-Block = Heading | Paragraph | Bullets | Image | TextTable
+@dataclass
+class Link:
+    """A line of text followed by a link to a file of the run folder (relative ``href``)."""
+
+    text: str
+    href: str
+
+
+Block = Heading | Paragraph | Bullets | Image | TextTable | Link
 
 
 def _markdown_block(block: Block, image_dir: str) -> str:
@@ -60,6 +68,8 @@ def _markdown_block(block: Block, image_dir: str) -> str:
         return "\n".join(f"- **{k}:** {v}" for k, v in block.items)
     if isinstance(block, Image):
         return f"![{block.alt}]({image_dir}/{block.file})"
+    if isinstance(block, Link):
+        return f"{block.text} [{block.href}]({block.href})"
     if isinstance(block, TextTable):
         return f"**{block.title}**\n\n{block.to_markdown()}" if block.show_title else block.to_markdown()
     raise TypeError(f"unknown block {type(block).__name__}")
@@ -81,6 +91,7 @@ caption{caption-side:top;text-align:left;font-weight:600;padding:.2rem 0}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.4rem .7rem}
 img{max-width:100%;margin:.4rem 1rem .8rem 0;vertical-align:top}
 ul{padding-left:1.2rem}
+.scroll{overflow-x:auto;max-width:100%}
 """
 
 
@@ -97,11 +108,14 @@ def _html_block(block: Block) -> str:
     if isinstance(block, Image):
         data = base64.b64encode(block.png).decode("ascii")
         return f'<img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">'
-    if isinstance(block, TextTable):
+    if isinstance(block, Link):
+        href = html.escape(block.href, quote=True)
+        return f'<p>{html.escape(block.text)} <a href="{href}">{html.escape(block.href)}</a></p>'
+    if isinstance(block, TextTable):  # wide tables scroll inside the page instead of widening it
         table = block.to_html()
-        if not block.show_title:
-            return table
-        return table.replace("<table>", f"<table><caption>{html.escape(block.title)}</caption>", 1)
+        if block.show_title:
+            table = table.replace("<table>", f"<table><caption>{html.escape(block.title)}</caption>", 1)
+        return f'<div class="scroll">{table}</div>'
     raise TypeError(f"unknown block {type(block).__name__}")
 
 

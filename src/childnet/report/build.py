@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._document import Block, Bullets, Heading, Image, Paragraph, to_html, to_markdown
 from ..runfolder import PLOT_DIR, REPORT_HTML, REPORT_MD, disk_error, write_atomic
+from ._document import Block, Bullets, Heading, Image, Link, Paragraph, to_html, to_markdown
 from ._runfolder import load_run_folder
 from .plots import seed_points_png, sweep_band_png, training_curves_png
 from .stats import MIN_WILCOXON_PAIRS
@@ -62,7 +62,8 @@ def _overview(summary: dict) -> list[Block]:
         ("task", _spec_text(summary["task"])),
         ("parent", _parent_text(summary["parent"], summary["parent_spec"])),
         ("primary metric", f"{summary['metric']} ({better} is better), on the test split"),
-        ("baseline", summary["baseline"] or "none (no Δ, no significance test)"),
+        ("baseline", summary["baseline"] or "none named: each method against its family's baseline (the 'vs' "
+         "column) when that method ran"),
         ("seeds per method", str(summary["seeds"])),
         ("units read", str(summary["n_units"])),
     ]
@@ -84,6 +85,8 @@ def _setting_blocks(summary: dict, units: list[dict], sid: str, index: int) -> l
         blocks.insert(1, Paragraph(f"Parent in this setting: {_parent_text(setting['parent'], None)}"))
     if setting["baseline_note"]:
         blocks.append(Paragraph(setting["baseline_note"], note=True))
+    for warning in setting.get("warnings", []):
+        blocks.append(Paragraph(f"Warning: {warning}", note=True))
     extras = extra_metrics_table(summary, sid)
     if extras is not None:
         blocks.append(extras)
@@ -95,17 +98,37 @@ def _setting_blocks(summary: dict, units: list[dict], sid: str, index: int) -> l
 
 
 def _how_to_read(summary: dict) -> list[Block]:
+    against = (f"Δ is the mean over seeds of (method − {summary['baseline']}) on the same seed; " if summary["baseline"]
+               else "Δ is the mean over seeds of (method − its baseline) on the same seed, the baseline being the one of "
+               "its family (inherit: scratch, prune: oneshot, ensemble: independent, search: random_search, tune: "
+               "vanilla; the 'vs' column) since the experiment names none; ")
     text = (
-        "Mean ± std over the seeds that finished (sample std, ddof=1). "
-        f"Δ is the mean over seeds of (method − {summary['baseline'] or 'baseline'}) on the same seed; "
+        "The parent's row is its single trained network (no seeds). ★ marks the best mean of the primary metric "
+        "within each family. Mean ± std over the seeds that finished (sample std, ddof=1). " + against +
         "p is the two-sided paired t-test (scipy.stats.ttest_rel) over the seeds present for both, "
         "'—' for the baseline itself or with fewer than 2 paired seeds; p = 1.0 when every difference is zero "
         "and 0 when every seed differs by the same non-zero amount (the limit of the t statistic). "
         f"The Wilcoxon signed-rank p is in the summary JSON from {MIN_WILCOXON_PAIRS} paired seeds on. "
-        "Cost columns are means over successful seeds; MACs are per example; latency is the median CPU time "
+        "Cost columns are means over successful seeds; MACs are per example; train compute is forward MACs × "
+        "training examples seen, summed over everything trained for the child (search trials and scoring, "
+        "retraining, ensemble members; the parent's own training is in its row); latency is the median CPU time "
         "of one forward pass at batch size 1 and 64."
     )
     return [Heading("How to read this"), Paragraph(text)]
+
+
+def _diversity_blocks(run_dir: Path) -> list[Block]:
+    """Links to ``childnet diversity``'s output when it was run into the default folder."""
+    index = run_dir / "diversity" / "diversity.json"
+    if not index.exists():
+        return []
+    blocks: list[Block] = [Heading("Ensemble diversity"),
+                           Link("Disagreement, KL, CKA and activation maximisation per ensemble child "
+                                "(`childnet diversity`):", "diversity/diversity.json")]
+    for png in sorted((run_dir / "diversity").rglob("*.png"))[:60]:
+        rel = png.relative_to(run_dir).as_posix()
+        blocks.append(Link(f"{png.parent.relative_to(run_dir / 'diversity').as_posix()}:", rel))
+    return blocks
 
 
 def report_blocks(summary: dict, units: list[dict]) -> list[Block]:
@@ -117,6 +140,7 @@ def report_blocks(summary: dict, units: list[dict]) -> list[Block]:
                    Image(band, "sweep.png", f"{summary['metric']} vs {summary['sweep_field']}")]
     for index, sid in enumerate(summary["settings"]):
         blocks += _setting_blocks(summary, units, sid, index)
+    blocks += _diversity_blocks(Path(summary["run_dir"]))
     failures = failures_table(summary)
     blocks.append(Heading("Failed units"))
     blocks.append(failures if failures is not None else Paragraph("None: every finished unit succeeded."))

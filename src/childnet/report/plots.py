@@ -26,8 +26,21 @@ _COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
+#: Markers cycle at a different period from the colours, so (colour, marker) pairs stay distinct for 70 methods.
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+
 def _color(i: int) -> str:
-    return _COLORS[i % len(_COLORS)]
+    if i < len(_COLORS):
+        return _COLORS[i]
+    from matplotlib import colormaps  # beyond 10 methods: evenly spaced hues, never a repeated colour
+
+    r, g, b, _ = colormaps["hsv"](((i - len(_COLORS)) * 0.618034) % 1.0)
+    return f"#{int(r * 200):02x}{int(g * 200):02x}{int(b * 200):02x}"
+
+
+def _marker(i: int) -> str:
+    return _MARKERS[i % len(_MARKERS)]
 
 
 def _png(fig: Figure) -> bytes:
@@ -53,7 +66,7 @@ def seed_points_png(summary: dict[str, Any], setting_id: str) -> bytes:
             ax.errorbar(i - 0.2, entry["mean"], yerr=entry["std"], color=_color(i), capsize=4, marker="_")
         n = len(entry["values"])
         offsets = np.linspace(-0.05, 0.25, n) if n > 1 else np.full(n, 0.1)
-        ax.scatter(i + offsets, entry["values"], color=_color(i), s=18, zorder=3)
+        ax.scatter(i + offsets, entry["values"], color=_color(i), s=18, zorder=3, marker=_marker(i))
     values = [v for e in methods.values() for v in e["values"]]
     if values:
         low, high = min(values), max(values)
@@ -76,13 +89,27 @@ def curve_key(units: list[dict]) -> str | None:
     return next((k for k in keys if k.startswith("train_")), None)
 
 
-def _mean_curve(units: list[dict], key: str) -> tuple[list[float], list[float], list[float]]:
+def _members(units: list[dict]) -> list:
+    """Ensemble members in the units' histories (records tagged ``member``), in order; ``[None]`` when none."""
+    found = []
+    for unit in units:
+        for rec in unit.get("history") or []:
+            if isinstance(rec, dict) and "member" in rec and rec["member"] not in found:
+                found.append(rec["member"])
+    return found or [None]
+
+
+def _mean_curve(units: list[dict], key: str, member=None) -> tuple[list[float], list[float], list[float]]:
+    """Mean ± std over seeds per epoch; for an ensemble member, its own epochs (``member_epoch``)."""
     by_epoch: dict[float, list[float]] = {}
     for unit in units:
         for rec in unit.get("history") or []:
-            value = rec.get(key) if isinstance(rec, dict) else None
-            if isinstance(value, (int, float)) and math.isfinite(value) and "epoch" in rec:
-                by_epoch.setdefault(float(rec["epoch"]), []).append(float(value))
+            if not isinstance(rec, dict) or (member is not None and rec.get("member") != member):
+                continue
+            value = rec.get(key)
+            epoch = rec.get("member_epoch", rec.get("epoch")) if member is not None else rec.get("epoch")
+            if isinstance(value, (int, float)) and math.isfinite(value) and isinstance(epoch, (int, float)):
+                by_epoch.setdefault(float(epoch), []).append(float(value))
     epochs = sorted(by_epoch)
     means = [float(np.mean(by_epoch[e])) for e in epochs]
     stds = [float(np.std(by_epoch[e], ddof=1)) if len(by_epoch[e]) > 1 else 0.0 for e in epochs]
@@ -103,20 +130,26 @@ def training_curves_png(summary: dict[str, Any], units: list[dict], setting_id: 
         return None
     fig = Figure(figsize=(6.0, 3.6))
     ax = fig.add_subplot()
+    styles = ["-", "--", ":", "-."]
     for i, label in enumerate(summary["settings"][setting_id]["methods"]):
-        epochs, means, stds = _mean_curve([u for u in mine if str(u.get("label", u.get("method"))) == label], key)
-        if not epochs:
-            ax.plot([], [], color=_color(i), label=f"{label} (no curve)")
-            continue
-        ax.plot(epochs, means, color=_color(i), marker="o", markersize=3, label=label)
-        low, high = np.subtract(means, stds), np.add(means, stds)
-        ax.fill_between(epochs, low, high, color=_color(i), alpha=0.15, linewidth=0)
+        own = [u for u in mine if str(u.get("label", u.get("method"))) == label]
+        members = _members(own)
+        for j, member in enumerate(members):  # an ensemble: one curve per member, over its own epochs
+            epochs, means, stds = _mean_curve(own, key, member)
+            name = label if member is None else f"{label} member {member}"
+            if not epochs:
+                ax.plot([], [], color=_color(i), label=f"{name} (no curve)")
+                continue
+            ax.plot(epochs, means, color=_color(i), marker=_marker(i), markersize=3, linestyle=styles[j % 4],
+                    label=name if j < 3 or j == len(members) - 1 else None)
+            low, high = np.subtract(means, stds), np.add(means, stds)
+            ax.fill_between(epochs, low, high, color=_color(i), alpha=0.15, linewidth=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(key)
     ax.set_title(f"{key} vs epoch, mean ± std over seeds ({setting_id})", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=2 if len(ax.get_legend_handles_labels()[1]) > 10 else 1)
     return _png(fig)
 
 
@@ -140,7 +173,7 @@ def sweep_band_png(summary: dict[str, Any]) -> bytes | None:
         mean = np.array([e["mean"] if e and e["mean"] is not None else np.nan for e in entries])
         std = np.array([e["std"] if e and e["std"] is not None else 0.0 for e in entries])
         name = label if np.isfinite(mean).any() else f"{label} (no results)"
-        ax.plot(xs, mean, color=_color(i), marker="o", markersize=4, label=name)
+        ax.plot(xs, mean, color=_color(i), marker=_marker(i), markersize=4, label=name)
         ax.fill_between(xs, mean - std, mean + std, color=_color(i), alpha=0.18, linewidth=0)
     if xs and min(xs) > 0 and max(xs) / min(xs) >= 20:
         ax.set_xscale("log")
@@ -148,5 +181,5 @@ def sweep_band_png(summary: dict[str, Any]) -> bytes | None:
     ax.set_ylabel(summary["metric"])
     ax.set_title(f"{summary['metric']} vs {field} (mean ± std over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=2 if len(ax.get_legend_handles_labels()[1]) > 10 else 1)
     return _png(fig)

@@ -6,6 +6,7 @@ plots, the CLI and the benchmarks only read the returned dictionaries.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 from ._runfolder import RunFolder, label_order, load_run_folder, settings_with_overrides
 from .stats import MIN_WILCOXON_PAIRS, mean_std, paired_differences, paired_t_test, wilcoxon_signed_rank
 
-__all__ = ["HIGHER_IS_BETTER", "summarize", "summarize_run", "export_results"]
+__all__ = ["HIGHER_IS_BETTER", "FAMILY_BASELINES", "degenerate_reason", "summarize", "summarize_run",
+           "export_results", "train_compute"]
 
 #: Direction of each primary metric (``ExperimentConfig.metric``).
 HIGHER_IS_BETTER = {"accuracy": True, "nll": False, "ece": False}
@@ -78,20 +80,48 @@ def _method_entry(label: str, name: str, units: list[dict], metric: str, expecte
     }
 
 
+#: The baseline of each family when the experiment names none: the method a family's claim is measured against.
+FAMILY_BASELINES = {"inherit": "scratch", "prune": "oneshot", "ensemble": "independent", "search": "random_search",
+                    "tune": "vanilla"}
+
+
+def _family(method: str) -> str | None:
+    try:
+        from ..registry import METHODS
+
+        return METHODS.get(method).family
+    except Exception:  # an unknown or unloadable method: no family, no family baseline
+        return None
+
+
+def _baseline_for(entry: dict, methods: dict[str, dict], named: str | None) -> str | None:
+    """The experiment's baseline when it names one, else the family's baseline method if it ran here."""
+    if named:
+        return named
+    want = FAMILY_BASELINES.get(entry.get("family") or "")
+    return next((label for label, e in methods.items() if e["method"] == want), None)
+
+
 def _compare_to_baseline(methods: dict[str, dict], baseline: str | None) -> str | None:
-    """Fill ``delta``/``p_value`` (and ``wilcoxon_p`` from 6 pairs) in place; return a note if impossible."""
-    base = methods.get(baseline) if baseline else None
-    note = None
-    if baseline is None:
-        note = "no baseline set in the experiment: no Δ and no significance test"
-    elif base is None:
-        note = f"baseline '{baseline}' has no results in this setting: no Δ and no significance test"
-    elif base["n_ok"] == 0:
-        note = f"baseline '{baseline}' has no successful seed in this setting: no Δ and no significance test"
+    """Fill ``baseline``/``delta``/``p_value`` (and ``wilcoxon_p`` from 6 pairs) in place; return a note on gaps.
+
+    Each method is compared with ``baseline`` when the experiment names one, else with the baseline of
+    its own family (:data:`FAMILY_BASELINES`) when that method is in the same setting.
+    """
+    notes = []
+    if baseline is not None and baseline not in methods:
+        notes.append(f"baseline '{baseline}' has no results in this setting: no Δ and no significance test")
     for label, entry in methods.items():
-        entry["is_baseline"] = label == baseline
+        ref = _baseline_for(entry, methods, baseline)
+        entry["baseline"] = ref
+        entry["is_baseline"] = ref == label or (baseline is None and any(
+            _baseline_for(e, methods, None) == label for e in methods.values()))
         entry.update(delta=None, n_pairs=0, p_value=None)
-        if note is not None or entry["is_baseline"]:
+        base = methods.get(ref) if ref else None
+        if base is None or ref == label:
+            continue
+        if base["n_ok"] == 0:
+            notes.append(f"baseline '{ref}' has no successful seed in this setting: no Δ for {label}")
             continue
         seeds, diffs = paired_differences(entry["_by_seed"], base["_by_seed"])
         entry["n_pairs"] = len(seeds)
@@ -99,7 +129,84 @@ def _compare_to_baseline(methods: dict[str, dict], baseline: str | None) -> str 
         entry["p_value"] = paired_t_test(diffs)
         if len(seeds) >= MIN_WILCOXON_PAIRS:
             entry["wilcoxon_p"] = wilcoxon_signed_rank(diffs)
-    return note
+    if baseline is None and not any(e["baseline"] for e in methods.values()):
+        notes.append("no baseline set in the experiment and no family baseline (scratch, oneshot, independent, "
+                     "random_search, vanilla) ran: no Δ and no significance test")
+    return "; ".join(dict.fromkeys(notes)) or None
+
+
+def _mark_best(methods: dict[str, dict], higher: bool) -> None:
+    """``best_in_family``: the method with the best mean of the primary metric within its family."""
+    best: dict[str, str] = {}
+    for label, e in methods.items():
+        e["best_in_family"] = False
+        if e["mean"] is None:
+            continue
+        fam = e.get("family") or "other"
+        cur = methods.get(best.get(fam, ""))
+        if cur is None or (e["mean"] > cur["mean"] if higher else e["mean"] < cur["mean"]):
+            best[fam] = label
+    for label in best.values():
+        methods[label]["best_in_family"] = True
+
+
+#: Accuracy within this margin of always predicting the most frequent class counts as "at chance".
+CHANCE_MARGIN = 0.01
+
+
+def degenerate_reason(metrics: dict) -> str | None:
+    """Why a model's test metrics look degenerate (one predicted class, or no better than the majority class)."""
+    if metrics.get("predicted_classes") == 1:
+        return "predicts a single class for every test example"
+    acc, majority = metrics.get("accuracy"), metrics.get("majority_accuracy")
+    if _finite_number(acc) and _finite_number(majority) and acc <= majority + CHANCE_MARGIN:
+        return (f"scores at chance (accuracy {acc:.4f}, always predicting the most frequent class gives "
+                f"{majority:.4f})")
+    return None
+
+
+def _warnings(setting_id: str, parent: dict | None, methods: dict[str, dict], units: list[dict]) -> list[str]:
+    hint = ("check the input scale (task.standardize for arrays), the labels and the learning rate")
+    out = []
+    reason = degenerate_reason((parent or {}).get("metrics") or {})
+    if reason:
+        out.append(f"the parent {reason}: its children inherit nothing useful — {hint}")
+    for label in methods:
+        bad = sorted({u.get("seed") for u in units if u.get("status") == "ok"
+                      and str(u.get("label", u.get("method"))) == label and degenerate_reason(u.get("metrics") or {})})
+        if bad:
+            reason = next(degenerate_reason(u["metrics"]) for u in units if u.get("status") == "ok"
+                          and str(u.get("label", u.get("method"))) == label and degenerate_reason(u["metrics"]))
+            where = "" if setting_id == "default" else f" ({setting_id})"
+            out.append(f"{label}{where} seed(s) {bad}: the child {reason} — {hint}")
+    return out
+
+
+def train_compute(unit: dict, run_path: Path | None = None) -> float | None:
+    """Training compute of one child in forward MACs × training examples, search included.
+
+    From what the methods record: an ensemble's ledger (``train_macs`` counts 3 × forward MACs per
+    example for the backward pass: divided by 3 here), a searched child's ``extra.compute`` in its
+    child.json (search training and scoring forwards, plus retraining), else the child's MACs × the
+    examples its fit history saw. ``None`` when none of these is recorded.
+    """
+    metrics = unit.get("metrics") or {}
+    if _finite_number(metrics.get("train_macs")) and "train_samples" in metrics:
+        return float(metrics["train_macs"]) / 3
+    if run_path is not None and unit.get("child_dir"):
+        try:
+            card = json.loads((run_path / unit["child_dir"] / "child.json").read_text())
+            compute = (card.get("extra") or {}).get("compute") if isinstance(card, dict) else None
+        except (OSError, ValueError):
+            compute = None
+        if isinstance(compute, dict):
+            parts = [v for k, v in compute.items() if k.endswith("_macs") and _finite_number(v)]
+            if parts:
+                return float(sum(parts))
+    samples = [r.get("samples") for r in unit.get("history") or [] if isinstance(r, dict)]
+    if samples and all(isinstance(x, int) for x in samples) and _finite_number(metrics.get("macs")):
+        return float(metrics["macs"]) * sum(samples)
+    return None
 
 
 def _sweep_field(sweep: dict) -> str | None:
@@ -110,6 +217,13 @@ def _sweep_field(sweep: dict) -> str | None:
     if isinstance(values, list) and values and all(_finite_number(v) for v in values):
         return key
     return None
+
+
+def _with_compute(unit: dict, run_path: Path) -> dict:
+    if unit.get("status") != "ok" or not isinstance(unit.get("metrics"), dict):
+        return unit
+    value = train_compute(unit, run_path)
+    return unit if value is None else dict(unit, metrics={**unit["metrics"], "train_compute": value})
 
 
 def _parent_info(units: list[dict]) -> dict | None:
@@ -126,22 +240,29 @@ def summarize_run(run: RunFolder) -> dict[str, Any]:
     baseline = exp.get("baseline")
     expected_seeds = int(exp.get("seeds", 0) or 0)
     names = {str(m.get("label", m.get("name"))): str(m.get("name")) for m in exp.get("methods", [])}
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    warnings: list[str] = []
     labels = label_order(run)
     settings: dict[str, dict] = {}
     failures: list[dict] = []
     for sid, overrides in settings_with_overrides(run).items():
-        units = [u for u in run.units if str(u.get("setting", "default")) == sid]
+        units = [_with_compute(u, run.path) for u in run.units if str(u.get("setting", "default")) == sid]
         methods = {}
         for label in labels:
             mine = [u for u in units if str(u.get("label", u.get("method"))) == label]
             name = names.get(label) or (str(mine[0].get("method")) if mine else label)
             methods[label] = _method_entry(label, name, mine, metric, expected_seeds)
+            methods[label]["family"] = _family(name)
             failures += [dict(f, setting=sid, label=label) for f in methods[label]["failures"]]
         note = _compare_to_baseline(methods, baseline)
+        _mark_best(methods, higher)
         for entry in methods.values():
             del entry["_by_seed"]
-        settings[sid] = {"id": sid, "overrides": overrides, "parent": _parent_info(units),
-                         "baseline_note": note, "methods": methods}
+        parent = _parent_info(units)
+        setting_warnings = _warnings(sid, parent, methods, units)
+        warnings += [w for w in setting_warnings if w not in warnings]
+        settings[sid] = {"id": sid, "overrides": overrides, "parent": parent,
+                         "baseline_note": note, "methods": methods, "warnings": setting_warnings}
     return {
         "name": str(exp.get("name", run.path.name)),
         "run_dir": str(run.path),
@@ -149,7 +270,8 @@ def summarize_run(run: RunFolder) -> dict[str, Any]:
         "parent_spec": exp.get("parent"),
         "parent": _parent_info(run.units),
         "metric": metric,
-        "higher_is_better": HIGHER_IS_BETTER.get(metric, True),
+        "higher_is_better": higher,
+        "warnings": warnings,
         "baseline": baseline,
         "seeds": expected_seeds,
         "sweep": exp.get("sweep") or {},

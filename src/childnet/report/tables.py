@@ -31,15 +31,22 @@ COST_COLUMNS = [
     ("params", "params", "count"),
     ("nonzero_params", "non-zero params", "count"),
     ("macs", "MACs", "count"),
+    ("train_compute", "train compute (MAC×ex)", "count"),
     ("latency_ms_b1", "latency b1 (ms)", "ms"),
     ("latency_ms_b64", "latency b64 (ms)", "ms"),
 ]
 
 #: Cost columns kept in the compact (terminal) table.
-COMPACT_COSTS = ("params", "macs")
+COMPACT_COSTS = ("nonzero_params", "macs", "train_compute")
+
+#: Metrics used for warnings, not shown as columns.
+HIDDEN_KEYS = {"predicted_classes", "majority_accuracy"}
 
 #: Metric keys that have a column of their own; any other numeric key goes to the extras table.
-STANDARD_KEYS = set(QUALITY_COLUMNS) | {key for key, _, _ in COST_COLUMNS} | {"sparse_bytes"}
+STANDARD_KEYS = set(QUALITY_COLUMNS) | {key for key, _, _ in COST_COLUMNS} | {"sparse_bytes"} | HIDDEN_KEYS
+
+#: Marks the best mean of the primary metric within each family.
+BEST = "★"
 
 
 @dataclass
@@ -69,7 +76,7 @@ class TextTable:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     def to_rich(self):
-        """A ``rich.table.Table``."""
+        """A ``rich.table.Table`` (numbers never wrap: every column but the first is at least its widest cell)."""
         from rich import box
         from rich.table import Table
         from rich.text import Text
@@ -78,7 +85,7 @@ class TextTable:
         for i, header in enumerate(self.headers):
             widest = max((len(str(row[i])) for row in self.rows), default=0)
             table.add_column(header, justify="left" if i == 0 else "right", overflow="fold",
-                             min_width=widest if i else None)
+                             min_width=widest if i else min(widest, 12), no_wrap=bool(i))
         for row in self.rows:
             table.add_row(*[Text(str(c)) for c in row])
         return table
@@ -133,29 +140,55 @@ def _mean_std_cell(entry: dict) -> str:
     return f"{format_value(entry['mean'])} ± {format_value(entry['std'])}"
 
 
+def _present(key: str, setting: dict) -> bool:
+    parent = (setting.get("parent") or {}).get("metrics") or {}
+    return key in parent or any(key in e["metrics"] for e in setting["methods"].values())
+
+
 def setting_table(summary: dict[str, Any], setting_id: str, compact: bool = False) -> TextTable:
-    """The main table of one setting: seeds, primary metric, Δ and p vs baseline, quality and cost.
+    """The main table of one setting: the parent, then each method's seeds, primary metric, Δ and p vs its
+    baseline, quality and cost (only the columns some row has).
+
+    The best mean of the primary metric in each family is marked ★. Δ and p compare each method with the
+    experiment's baseline, or — when it names none — with its family's (scratch, oneshot, independent,
+    random_search, vanilla); the ``vs`` column says which.
 
     Args:
         summary: the output of :func:`childnet.report.summarize`.
         setting_id: the setting to tabulate.
-        compact: fewer, shorter columns (for a terminal): primary metric, Δ, p, params and MACs.
+        compact: fewer columns (for a terminal): primary metric, Δ, p, non-zero params, MACs, train compute.
     """
     setting = summary["settings"][setting_id]
     metric, baseline = summary["metric"], summary["baseline"]
-    others = [] if compact else [(k, h) for k, h in QUALITY_COLUMNS.items() if k != metric]
-    costs = [c for c in COST_COLUMNS if not compact or c[0] in COMPACT_COSTS]
-    headers = ["method", "seeds ok", f"{metric} mean ± std", f"Δ vs {baseline or 'baseline'}", "p (paired t)"]
-    if compact:
-        headers[3:5] = ["Δ", "p"]
+    others = [] if compact else [(k, h) for k, h in QUALITY_COLUMNS.items() if k != metric and _present(k, setting)]
+    costs = [c for c in COST_COLUMNS if (not compact or c[0] in COMPACT_COSTS) and _present(c[0], setting)]
+    refs = {e.get("baseline") for e in setting["methods"].values() if e.get("baseline")}
+    per_row = len(refs) > 1 or (baseline is None and refs)
+    headers = ["method", "seeds ok", f"{metric} mean ± std",
+               "Δ" if per_row or compact else f"Δ vs {baseline or 'baseline'}", "p" if compact else "p (paired t)"]
+    if per_row:
+        headers.insert(3, "vs")
     headers += [h for _, h in others] + [h for _, h, _ in costs]
     fmt = {"count": format_count, "ms": _format_ms}
     title = summary["name"] if setting_id == "default" else f"{summary['name']}: {setting_id}"
     table = TextTable(title=title, headers=headers, show_title=False)
+    parent = setting.get("parent") or summary.get("parent")
+    if parent:
+        pm = parent.get("metrics") or {}
+        arch = parent.get("architecture") or {}
+        row = [f"parent ({arch.get('name', '?')})", DASH, format_value(pm.get(metric)), DASH, DASH]
+        row[3:3] = [DASH] if per_row else []
+        row += [format_value(pm.get(k)) for k, _ in others]
+        row += [fmt[kind](pm.get("params") if key == "nonzero_params" and key not in pm else pm.get(key))
+                for key, _, kind in costs]
+        table.rows.append(row)
     for label, entry in setting["methods"].items():
         means = entry["metrics"]
-        row = [label + (" (baseline)" if entry["is_baseline"] else ""), _seeds_cell(entry),
-               _mean_std_cell(entry), format_value(entry["delta"], signed=True), format_p(entry["p_value"])]
+        name = label + (f" {BEST}" if entry.get("best_in_family") else "") + (" (baseline)" if entry["is_baseline"] else "")
+        row = [name, _seeds_cell(entry), _mean_std_cell(entry), format_value(entry["delta"], signed=True),
+               format_p(entry["p_value"])]
+        if per_row:
+            row.insert(3, entry.get("baseline") if entry.get("baseline") and not entry["is_baseline"] else DASH)
         row += [format_value(means.get(k)) for k, _ in others]
         row += [fmt[kind](means.get(key)) for key, _, kind in costs]
         table.rows.append(row)
@@ -168,7 +201,7 @@ def extra_metrics_table(summary: dict[str, Any], setting_id: str) -> TextTable |
     if not any(e["metrics"] for e in methods.values()):
         return None
     extras = sorted({k for e in methods.values() for k in e["metrics"] if k not in STANDARD_KEYS})
-    extras = ["sparse_bytes"] + extras
+    extras = (["sparse_bytes"] if any("sparse_bytes" in e["metrics"] for e in methods.values()) else []) + extras
     table = TextTable(title=f"other metrics ({setting_id}), means over successful seeds",
                       headers=["method"] + extras + ["wall time (s)"])
     for label, entry in methods.items():
@@ -196,8 +229,30 @@ def failures_table(summary: dict[str, Any]) -> TextTable | None:
     return table
 
 
+def _fits(table: TextTable, width: int) -> bool:
+    """Whether ``table`` fits ``width`` columns with every number whole (names may wrap to 12 characters)."""
+    need = [max([len(table.headers[i])] + [len(str(r[i])) for r in table.rows]) for i in range(len(table.headers))]
+    need[0] = min(need[0], 12)
+    return sum(need) + 2 * len(need) + 2 <= width
+
+
+def _stacked(table: TextTable, console) -> None:
+    """A layout for narrow terminals and pipes: one block per row, ``header: value`` lines — nothing cut."""
+    from rich.text import Text
+
+    console.print(Text(table.title, style="bold"))
+    for row in table.rows:
+        console.print(Text(str(row[0]), style="bold"), soft_wrap=True)
+        for header, cell in zip(table.headers[1:], row[1:]):
+            console.print(Text(f"  {header}: {cell}"), soft_wrap=True)
+
+
 def print_table(summary: dict[str, Any], console=None) -> None:
-    """Print the results of a run with rich: one table per setting, then failures and notes.
+    """Print the results of a run with rich: one table per setting, then warnings, failures and notes.
+
+    A table wider than the terminal (or than 80 columns when the output is not a terminal) is printed
+    as one block per method instead, so that no number is ever cut; failed units' messages are printed
+    whole.
 
     Args:
         summary: the output of :func:`childnet.report.summarize`.
@@ -208,18 +263,27 @@ def print_table(summary: dict[str, Any], console=None) -> None:
 
         console = Console()
     for setting_id, setting in summary["settings"].items():
-        console.print(setting_table(summary, setting_id, compact=True).to_rich())
+        table = setting_table(summary, setting_id, compact=True)
+        if _fits(table, console.width):
+            console.print(table.to_rich())
+        else:
+            _stacked(table, console)
+        if any(e.get("best_in_family") for e in setting["methods"].values()):
+            console.print(_note(f"{BEST} best mean {summary['metric']} in its family; train compute is forward MACs "
+                                "× training examples (search included; the parent's in its own row)"))
         if setting["baseline_note"]:
             console.print(_note(setting["baseline_note"]))
-    failures = failures_table(summary)
-    if failures is not None:
-        console.print(failures.to_rich())
+    for warning in summary.get("warnings", []):
+        console.print(_note(warning, "warning: ", "bold red"), soft_wrap=True)
+    for f in summary["failures"]:
+        where = f"{f['label']} seed {f['seed']}" + ("" if f["setting"] == "default" else f" ({f['setting']})")
+        console.print(_note(f"{where}: {f['error']}", "failed: ", "red"), soft_wrap=True)
     if summary["skipped_lines"]:
         console.print(_note(f"{summary['skipped_lines']} unreadable line(s) in results.jsonl were skipped "
                             "(e.g. a run killed mid-write)"))
 
 
-def _note(message: str):
+def _note(message: str, prefix: str = "note: ", style: str = "yellow"):
     from rich.text import Text
 
-    return Text.assemble(("note: ", "yellow"), message)
+    return Text.assemble((prefix, style), message)

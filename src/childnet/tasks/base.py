@@ -13,7 +13,12 @@ from .._base import Config, Seed, stable_hash, validate_entry
 from ..errors import ConfigError, DataError
 from ..registry import TASKS
 
-__all__ = ["Task", "TaskConfig", "Inputs", "load_task", "take", "num_examples", "split_train_val"]
+__all__ = ["Task", "TaskConfig", "Inputs", "load_task", "take", "num_examples", "split_train_val", "encode_labels",
+           "MAX_CLASSES"]
+
+#: More classes than this is refused before a classifier head is allocated (a label of 10^9 would ask for
+#: a head of 10^9 rows — tens of GB); a real label set of this size is not a childnet task.
+MAX_CLASSES = 100_000
 
 #: Inputs are a tensor (images, tabular) or a dict of tensors (tokenised text).
 Inputs = Union[torch.Tensor, dict]
@@ -124,6 +129,75 @@ def check_labels(y: np.ndarray, num_classes: int, where: str) -> np.ndarray:
             f"(e.g. {sorted(set(y[bad].tolist()))[:5]})"
         )
     return y
+
+
+def _label_text(v) -> str:
+    return str(v.item() if hasattr(v, "item") else v)
+
+
+def encode_labels(ys: dict[str, np.ndarray], num_classes: int | None, where: str,
+                  ) -> tuple[dict[str, np.ndarray], int, list[str] | None]:
+    """Labels of every split as integers ``0..K-1``, the class count, and the class names when mapped.
+
+    Integer labels that are already ``0..K-1`` are kept (``classes`` is ``None``). Anything else — strings,
+    1-based or gapped integers, negative integers — is mapped to ``0..K-1`` in sorted order of the
+    original values, and the original values are returned as ``classes`` (recorded in every child's
+    card as ``extra.classes``) so that nothing silently becomes an extra, empty class. Fractional labels
+    and class counts above :data:`MAX_CLASSES` are refused with a sentence, before anything is allocated.
+    With an explicit ``num_classes`` integer labels must lie in ``[0, num_classes)``.
+    """
+    kinds = {}
+    for key, y in ys.items():
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise DataError(f"{where} {key}: labels must be a 1-D array (got shape {y.shape})")
+        if y.dtype.kind in "USO":
+            kinds[key] = "text"
+        elif y.dtype.kind in "iub":
+            kinds[key] = "int"
+        elif y.dtype.kind == "f":
+            if y.size and not np.all(np.isfinite(y)):
+                raise DataError(f"{where} {key}: {int((~np.isfinite(y)).sum())} labels are NaN or infinite")
+            frac = y[np.mod(y, 1) != 0] if y.size else y
+            if frac.size:
+                raise DataError(f"{where} {key}: class labels must be integers or strings (got fractional values "
+                                f"like {sorted(set(frac.tolist()))[:3]}); a classifier needs discrete classes")
+            kinds[key] = "int"
+        else:
+            raise DataError(f"{where} {key}: class labels must be integers or strings (got dtype {y.dtype})")
+    if len(set(kinds.values())) > 1:
+        raise DataError(f"{where}: the label arrays mix strings and numbers ({', '.join(f'{k}: {v}' for k, v in kinds.items())}); "
+                        "use the same kind of label in every split")
+    text = "text" in kinds.values()
+    arrays = {k: (np.asarray(y).astype(str) if text else np.asarray(y).astype(np.int64)) for k, y in ys.items()}
+    values = np.unique(np.concatenate([a.ravel() for a in arrays.values()]))
+    train_key = next(iter(arrays))
+    if num_classes is None and len(arrays) > 1:
+        unseen = sorted(set(values.tolist()) - set(np.unique(arrays[train_key]).tolist()))
+        if unseen:
+            raise DataError(f"{where}: labels {unseen[:5]} occur in the validation/test labels but never in "
+                            f"{train_key}; check the files, or set task.num_classes to allow classes absent from training")
+    if not text and num_classes is not None:
+        if num_classes > MAX_CLASSES:
+            raise DataError(f"{where}: task.num_classes {num_classes} is more than {MAX_CLASSES:,} classes; "
+                            "a classifier head that size is not what you meant")
+        return {k: check_labels(a, num_classes, f"{where} {k}") for k, a in arrays.items()}, num_classes, None
+    if len(values) > MAX_CLASSES:
+        raise DataError(f"{where}: {len(values):,} distinct labels is more than {MAX_CLASSES:,} classes; are the "
+                        "labels a regression target or an ID column?")
+    identity = not text and values.size and values[0] == 0 and values[-1] == len(values) - 1
+    if identity:
+        k = int(values[-1]) + 1
+        if k < 2:
+            raise DataError(f"{where}: every label is {_label_text(values[0])}; a classifier needs at least 2 classes")
+        return arrays, k, None
+    if len(values) < 2:
+        raise DataError(f"{where}: every label is {_label_text(values[0]) if len(values) else 'missing'}; "
+                        "a classifier needs at least 2 classes")
+    if num_classes is not None and len(values) > num_classes:
+        raise DataError(f"{where}: {len(values)} distinct labels but task.num_classes is {num_classes}")
+    mapped = {k: np.searchsorted(values, a).astype(np.int64) for k, a in arrays.items()}
+    return mapped, max(len(values), num_classes or 0), [_label_text(v) for v in values]
 
 
 def split_train_val(x, y, cfg: TaskConfig, stratify: bool = True):

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from ..errors import DataError, MissingDependencyError
 from ..registry import TASKS
-from .base import Task, TaskConfig, check_labels, split_train_val, take
+from .base import Task, TaskConfig, encode_labels, split_train_val, take
 
 __all__ = ["RottenTomatoesConfig", "TextCsvConfig", "rotten_tomatoes", "text_csv", "tokenize", "read_rotten_tomatoes"]
 
@@ -142,19 +142,17 @@ def _read_text_csv(path: Path, cfg: TextCsvConfig) -> tuple[list[str], list[str]
 
 
 def _encode_labels(raw: list[str], cfg: TextCsvConfig, path: Path) -> tuple[np.ndarray, list[str], int]:
+    """Labels as classes 0..K-1: integers 0..K-1 as they are, anything else (strings, 1-based or gapped
+    integers) mapped in sorted order — see :func:`childnet.tasks.base.encode_labels`."""
     if any(lab == "" for lab in raw):
         raise DataError(f"{path}: {sum(lab == '' for lab in raw)} rows have an empty '{cfg.label_column}'")
     try:
-        y = np.asarray([float(lab) for lab in raw])
-        classes = None
-    except ValueError:
-        classes = sorted(set(raw))
-        y = np.asarray([classes.index(lab) for lab in raw], dtype=np.int64)
-    num_classes = cfg.num_classes or (len(classes) if classes else int(y.max()) + 1)
-    if num_classes < 2:
-        raise DataError(f"{path}: every row has the label {raw[0]!r}; a classifier needs at least 2 classes")
-    y = check_labels(y, num_classes, f"{path} column '{cfg.label_column}'")
-    return y, classes or [str(i) for i in range(num_classes)], num_classes
+        numeric = np.asarray([float(lab) for lab in raw])
+        y = numeric.astype(np.int64) if np.all(np.mod(numeric, 1) == 0) else numeric
+    except (ValueError, OverflowError):
+        y = np.asarray(raw)
+    ys, num_classes, classes = encode_labels({"y": y}, cfg.num_classes, f"{path} column '{cfg.label_column}'")
+    return ys["y"], classes or [str(i) for i in range(num_classes)], num_classes
 
 
 @TASKS.register("text-csv", config=TextCsvConfig)

@@ -1,0 +1,141 @@
+"""``childnet validate``'s second half: load the task and build every network on a dummy batch, no training.
+
+What a config check alone cannot see — a missing data file, data of the wrong shape for the model, a
+search space that does not fit the inputs, a checkpoint that does not fit the parent — fails here in
+seconds, before a parent is trained. Each problem is a sentence naming the method (or the parent) and
+the cause; every problem is collected, then raised together.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+import torch
+
+from .config import ExperimentConfig
+from .errors import ChildnetError
+
+__all__ = ["dry_run"]
+
+
+def _forward(model: torch.nn.Module, task, what: str) -> None:
+    """One forward pass of two test examples in eval mode; the output must be (2, num_classes)."""
+    model.eval()
+    with torch.no_grad():
+        try:
+            out = model(task.example_input(2))
+        except ChildnetError:
+            raise
+        except (RuntimeError, ValueError, TypeError, IndexError) as err:
+            raise ChildnetError(f"{what} cannot run on this task's inputs of shape {task.input_shape} "
+                                f"({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    if tuple(out.shape) != (2, task.num_classes):
+        raise ChildnetError(f"{what} outputs shape {tuple(out.shape)[1:]} per example, the task has "
+                            f"{task.num_classes} classes")
+
+
+def _model_specs(mcfg) -> list[tuple[str, dict]]:
+    """Fields of a method config that are model specs (``child``, ``member``, …)."""
+    from .registry import MODELS
+
+    out = []
+    for field in getattr(type(mcfg), "model_fields", {}):
+        value = getattr(mcfg, field, None)
+        if hasattr(value, "model_dump"):
+            value = value.model_dump()
+        if isinstance(value, dict) and value.get("name") in MODELS.names():
+            out.append((field, value))
+    return out
+
+
+def _parent_net(cfg: ExperimentConfig, ptask):
+    from .checkpoint import load_state_checked, load_tensors
+    from .models.base import build_model
+
+    model = build_model(cfg.parent.model, ptask.input_shape, ptask.num_classes)
+    if cfg.parent.checkpoint:
+        load_state_checked(model, load_tensors(cfg.parent.checkpoint),
+                           f"parent.checkpoint {cfg.parent.checkpoint} does not fit parent.model {cfg.parent.model}")
+    _forward(model, ptask, f"parent.model {cfg.parent.model.get('name')}")
+    return model
+
+
+def _child_net(spec: dict, task, what: str) -> None:
+    from .models.base import build_model
+
+    _forward(build_model(spec, task.input_shape, task.num_classes), task, what)
+
+
+def _space_net(mcfg, task, where: str) -> None:
+    from .methods.search.spaces import make_space
+
+    space = make_space(mcfg)
+    net = space.build_supernet(task.input_shape, task.num_classes)
+    net.set_arch(space.decode([0] * len(space.decisions)))
+    _forward(net, task, f"{where} search space {mcfg.space}")
+
+
+def _shrinkable(parent, structure: str, where: str) -> None:
+    from .shrink import unit_groups
+
+    try:
+        unit_groups(parent, structure)
+    except ChildnetError as err:
+        raise ChildnetError(f"{where}.structure: {err}") from None
+
+
+def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) -> list[str]:
+    """Load each setting's task, build the parent and every method's child networks; return what was checked.
+
+    Raises:
+        ChildnetError: every problem found, one sentence each.
+    """
+    from .tasks.base import load_task
+
+    problems: list[str] = []
+    checked: list[str] = []
+    tasks: dict[str, object] = {}
+
+    def attempt(what: str, fn, *args) -> object | None:
+        try:
+            return fn(*args)
+        except ChildnetError as err:
+            problems.append(str(err) if what in str(err) else f"{what}: {err}")
+        return None
+
+    for setting in cfg.settings():
+        spec = cfg.task_for(setting)
+        key = json.dumps(spec, sort_keys=True, default=str)
+        if key not in tasks:
+            tasks[key] = attempt("task", load_task, spec)
+            if tasks[key] is not None:
+                t = tasks[key]
+                classes = f", classes {t.meta['classes'][:10]}" if t.meta.get("classes") else ""
+                checked.append(f"task {spec.get('name')}: {t!r}{classes}")
+        task = tasks[key]
+        if task is None:
+            continue
+        ptask = task if cfg.parent.task is None else attempt("parent.task", load_task, cfg.parent.task)
+        if ptask is None:
+            continue
+        parent = attempt("parent", _parent_net, cfg, ptask)
+        if parent is not None and f"parent {cfg.parent.model.get('name')}" not in checked:
+            checked.append(f"parent {cfg.parent.model.get('name')}")
+        for mspec in cfg.methods:
+            where = f"methods[{mspec.label}]" + ("" if setting.id == "default" else f" ({setting.id})")
+            mcfg = attempt(where, cfg.method_config, mspec, setting)
+            if mcfg is None:
+                continue
+            for field, model_spec in _model_specs(mcfg):
+                attempt(f"{where}.{field}", _child_net, model_spec, task, f"{where}.{field} {model_spec.get('name')}")
+            if hasattr(mcfg, "space"):
+                attempt(where, _space_net, mcfg, task, where)
+            structure = getattr(mcfg, "structure", None)
+            if isinstance(structure, str) and structure != "weights" and parent is not None:
+                attempt(where, _shrinkable, parent, structure, where)
+            checked.append(where)
+    if problems:
+        raise ChildnetError(problems[0] if len(problems) == 1 else
+                            f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in dict.fromkeys(problems)))
+    return checked
