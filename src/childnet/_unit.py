@@ -1,0 +1,92 @@
+"""One unit of a run, on whichever process or node runs it: derive, evaluate and save one child.
+
+:func:`run_unit` turns one payload (plain data: the experiment, the setting, the method label, the seed,
+the run folder, the parent handed over by the main process) into one result record and never raises.
+Executors (:mod:`childnet._pool`, :mod:`childnet.ray_executor`) call it; only the main process appends
+records to the run folder (:mod:`childnet.runner`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from functools import lru_cache
+
+from . import runfolder as rf
+from .config import ExperimentConfig, Setting, parse_experiment
+from .errors import ChildnetError, TrainingDiverged
+
+__all__ = ["run_unit"]
+
+
+@lru_cache(maxsize=4)
+def _cached_task(spec_json: str):
+    from .tasks.base import load_task
+
+    return load_task(json.loads(spec_json))
+
+
+@lru_cache(maxsize=2)
+def _cached_parent(parent_json: str, task_json: str, device: str, weights: str | None, handed_json: str):
+    """The run's parent: from the weights the main process handed over, else by the same path it took."""
+    from .parent import get_parent, load_handed_parent
+
+    if weights:
+        handed = json.loads(handed_json)
+        return load_handed_parent(json.loads(parent_json), _cached_task(task_json), weights, device=device,
+                                  source=handed["source"], metrics=handed["metrics"], history=handed["history"])
+    return get_parent(json.loads(parent_json), _cached_task(task_json), device=device)
+
+
+def _unit_parent(payload: dict, cfg: ExperimentConfig, task_json: str):
+    handed = payload.get("parent") or {}
+    parent = _cached_parent(json.dumps(cfg.parent.model_dump(), sort_keys=True), task_json, payload["device"],
+                            handed.get("weights"), json.dumps(handed, sort_keys=True, default=str))
+    want = handed.get("fingerprint")
+    if want and parent.fingerprint != want:
+        raise ChildnetError(
+            f"this unit's parent (fingerprint {parent.fingerprint}) is not the run's parent (fingerprint {want}): "
+            "the parent cache changed during the run; run the same command again")
+    return parent
+
+
+def run_unit(payload: dict) -> dict:
+    """Derive, evaluate and save one child; never raises (failures become a record)."""
+    from .evaluate import evaluate
+    from .methods.base import Context
+    from .registry import METHODS
+
+    cfg = parse_experiment(payload["experiment"])
+    setting = Setting(**payload["setting"])
+    spec = next(m for m in cfg.methods if m.label == payload["label"])
+    record = {"unit": payload["key"], "setting": setting.id, "overrides": setting.overrides,
+              "method": spec.name, "label": spec.label, "seed": payload["seed"]}
+    t0 = time.perf_counter()
+    try:
+        task_json = json.dumps(cfg.task_for(setting), sort_keys=True)
+        task = _cached_task(task_json)
+        parent = _unit_parent(payload, cfg, task_json)
+        mcfg = cfg.method_config(spec, setting)
+        ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
+        child = METHODS.get(spec.name).fn(parent, task, mcfg, ctx)
+        evaluate(child, task, device=payload["device"], latency=cfg.evaluate.latency,
+                 repeats=cfg.evaluate.repeats)
+        child_dir = rf.child_dir(payload["out"], setting.id, spec.label, payload["seed"])
+        try:
+            child.save(child_dir)
+        except OSError as err:
+            raise rf.disk_error(err, f"the child folder {child_dir}") from None
+        record.update(status="ok", error=None, metrics=child.lineage.metrics, history=child.lineage.history,
+                      child_dir=str(child_dir.relative_to(payload["out"])), parent=parent.card())
+    except rf.DiskFullError as err:  # the main process stops the run when it records this
+        record.update(status="failed", error=str(err), error_kind="disk_full")
+    except ChildnetError as err:  # bad config or data for this unit: the user can fix it
+        record.update(status="failed", error=str(err), error_kind="user")
+    except TrainingDiverged as err:
+        record.update(status="failed", error=str(err), error_kind="diverged")
+    except Exception as err:  # a bug: keep the traceback in the record, the run goes on
+        record.update(status="failed", error=f"internal error: {type(err).__name__}: {err}",
+                      error_kind="internal", traceback=traceback.format_exc())
+    record["wall_time_s"] = round(time.perf_counter() - t0, 3)
+    return record
