@@ -203,6 +203,7 @@ def _train_parents(cfg: ExperimentConfig, device: str, log, progress_factory) ->
 
     Returns the parent fingerprint of every setting id.
     """
+    from .evaluate.ranking import check_metric_fits
     from .parent import get_parent
     from .tasks.base import load_task
 
@@ -213,6 +214,7 @@ def _train_parents(cfg: ExperimentConfig, device: str, log, progress_factory) ->
         key = stable_hash({"task": cfg.parent.task or task_spec, "parent": cfg.parent.model_dump()})
         if key not in by_key:
             task = load_task(task_spec)
+            check_metric_fits(cfg.metric, task)  # e.g. hr@10 on a classifier, before any training
             with progress_factory("parent") as cb:
                 parent = get_parent(cfg.parent, task, device=device, log=log, progress=cb)
             log(f"parent: {parent.spec.get('name')} — test accuracy "
