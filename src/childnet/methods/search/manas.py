@@ -74,6 +74,8 @@ class LogicSearchConfig(Config):
                                description="child optimiser (unset options: Adam lr 1e-3, weight decay 1e-5, "
                                "batch 256 as in MANAS; epochs is ignored)")
     logic_weight: float = Field(1e-5, ge=0, description="weight of the logic regularisers (MANAS: 1e-5)")
+    init_std: float | None = Field(0.01, gt=0, description="child weights N(0, std) (MANAS: 0.01); null: PyTorch "
+                                   "default init")
     logic_sample: int = Field(256, ge=0, description="regularise this many of the batch's module inputs/outputs, "
                               "drawn at random (0: all of them, as the authors; about 6x slower per batch)")
 
@@ -168,7 +170,7 @@ def _child_params(model):
 
 
 def _logic_model(cfg, task: Task, **opts):
-    spec = {"name": "logic", "dim": cfg.dim, **opts}
+    spec = {"name": "logic", "dim": cfg.dim, "init_std": cfg.init_std, **opts}
     return build_model(spec, task.input_shape, task.num_classes)
 
 
