@@ -297,7 +297,7 @@ def static_logic(parent, task, cfg: StaticLogicConfig, ctx):
         scored = []
         for e in pool:
             a = parse_expression(e, n)
-            scored.append({"expression": e, "val_reward": _val_reward(shared, task, lambda b: a.expand(b, -1, -1))})
+            scored.append({"expression": e, "val_reward": _val_reward(shared, task, lambda b, a=a: a.expand(b, -1, -1))})
         best = max(scored, key=lambda c: c["val_reward"])["expression"]
         model = _logic_model(cfg, task, assembly="static", expression=best)
         model.load_state_dict(shared.state_dict(), strict=False)  # warm start from the shared modules
