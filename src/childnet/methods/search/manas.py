@@ -34,6 +34,8 @@ Differences from the paper and the authors' code (besides the controller's, in a
 - the BPR loss is the batch sum as in their code; the regulariser covers the module inputs and outputs
   of the batch plus the target/negative embeddings and the final OR outputs, as theirs, but by default
   only ``logic_sample`` = 256 of them drawn at random per batch (all of them cost 6x the step).
+- the child's Adam follows TrainConfig's default cosine schedule within each phase (search, final) and
+  does not decay biases; the authors keep the learning rate constant and decay every weight;
 - the parent is not used: these methods train from scratch (the experiment's parent is a cheap
   ``bpr_mf`` on the same task, recorded in the lineage for the runner's bookkeeping).
 """
