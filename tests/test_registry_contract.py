@@ -42,6 +42,10 @@ def _example(name):
         enc = tok(["a fine film", "dull"], padding=True, return_tensors="pt")
         return (), {k: enc[k] for k in ("input_ids", "attention_mask")}
     torch.manual_seed(0)
+    if meta.get("inputs") == "ranking":  # (users, items, history length); 3 candidates per row
+        x = {"user": torch.tensor([0, 4]), "history": torch.randint(0, 20, (2, 4)),
+             "candidates": torch.randint(0, 20, (2, 3))}
+        return (5, 20, 4), x
     return (1, 8, 8), torch.rand(2, 1, 8, 8)
 
 
@@ -77,7 +81,7 @@ def test_model_refuses_unknown_option_with_a_suggestion(name):
     fields = list(MODELS.get(name).config.model_fields)
     typo = fields[0] + "x"
     with pytest.raises(ConfigError, match=rf"model\.{typo}: unknown field"):
-        build_model({"name": name, **MODELS.get(name).meta["tiny"], typo: 1}, (1, 8, 8), 3)
+        build_model({"name": name, **MODELS.get(name).meta["tiny"], typo: 1}, _example(name)[0], 3)
 
 
 @pytest.mark.parametrize("name", TASK_NAMES)

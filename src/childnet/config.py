@@ -117,7 +117,9 @@ class ExperimentConfig(Config):
     @field_validator("metric")
     @classmethod
     def _metric(cls, v):
-        allowed = ("accuracy", "nll", "ece")
+        from .evaluate.ranking import RANKING_METRICS  # ranking tasks: hr@k / ndcg@k (manas branch)
+
+        allowed = ("accuracy", "nll", "ece") + RANKING_METRICS
         if v not in allowed:
             raise ValueError(f"must be one of {allowed}")
         return v

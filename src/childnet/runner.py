@@ -110,6 +110,7 @@ def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_
     run folder for the workers, so that no worker trains a parent of its own.
     """
     from .checkpoint import save_tensors
+    from .evaluate.ranking import check_metric_fits
     from .parent import get_parent
     from .tasks.base import load_task
 
@@ -120,6 +121,7 @@ def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_
         key = stable_hash({"task": cfg.parent.task or task_spec, "parent": cfg.parent.model_dump()})
         if key not in by_key:
             task = load_task(task_spec)
+            check_metric_fits(cfg.metric, task)  # e.g. hr@10 on a classifier, before any training
             with progress_factory("parent") as cb:
                 parent = get_parent(cfg.parent, task, device=device, log=log, progress=cb)
             log(f"parent: {parent.spec.get('name')} — test accuracy "

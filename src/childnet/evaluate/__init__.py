@@ -9,6 +9,7 @@ from torch import nn
 from ..tasks.base import Task, num_examples, take
 from .cost import count_macs, count_nonzero, count_params, measure_latency, sparse_checkpoint_bytes
 from .metrics import classification_metrics, expected_calibration_error, predict_proba
+from .ranking import RANKING_KS, RANKING_METRICS, predict_scores, ranking_metrics
 
 __all__ = [
     "evaluate",
@@ -16,6 +17,9 @@ __all__ = [
     "classification_metrics",
     "expected_calibration_error",
     "predict_proba",
+    "predict_scores",
+    "ranking_metrics",
+    "RANKING_METRICS",
     "count_params",
     "count_nonzero",
     "count_macs",
@@ -28,7 +32,11 @@ def evaluate_model(model: nn.Module, task: Task, *, split: str = "test", latency
                    device="cpu", repeats: int = 20) -> dict[str, Any]:
     """Quality on ``split`` and cost (params, non-zeros, MACs per example, latency at batch 1 and 64)."""
     x, y = task.split(split)
-    metrics = classification_metrics(predict_proba(model, x, device=device), y)
+    if task.kind == "ranking":  # HR@k / nDCG@k of the true item among candidates (evaluate/ranking.py)
+        k_fit = tuple(k for k in RANKING_KS if k <= task.num_classes)
+        metrics = ranking_metrics(predict_scores(model, x, device=device), y, ks=k_fit)
+    else:
+        metrics = classification_metrics(predict_proba(model, x, device=device), y)
     if hasattr(model, "members"):  # an ensemble: members' accuracy, disagreement, KL (evaluate/diversity.py)
         from .diversity import ensemble_metrics
 
