@@ -233,6 +233,17 @@ def _check_sweep(sweep, problems):
     return sweep
 
 
+def _check_device(evaluate: Any, problems: list[str]) -> None:
+    """``evaluate.device`` is validated with the experiment (so a bad device stops before any training)."""
+    if isinstance(evaluate, dict) and "device" in evaluate:
+        from .evaluate.device import device_config_from
+
+        try:
+            device_config_from(evaluate)
+        except ConfigError as err:
+            problems.extend(err.problems)
+
+
 def parse_experiment(raw: Any, source: str | None = None) -> ExperimentConfig:
     """Validate a raw mapping (from YAML) into an :class:`ExperimentConfig`, all problems at once."""
     if not isinstance(raw, dict):
@@ -268,6 +279,7 @@ def parse_experiment(raw: Any, source: str | None = None) -> ExperimentConfig:
             problems.extend(format_validation_error(err, "parent.train"))
         except TypeError:
             problems.append(f"parent.train: expected a mapping (got {parent.get('train')!r})")
+    _check_device(raw.get("evaluate"), problems)
     if isinstance(raw.get("task"), str):
         raw["task"] = {"name": raw["task"]}
     try:

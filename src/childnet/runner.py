@@ -155,6 +155,7 @@ def _cached_parent(parent_json: str, task_json: str, device: str):
 def run_unit(payload: dict) -> dict:
     """Derive, evaluate and save one child; never raises (failures become a record)."""
     from .evaluate import evaluate
+    from .evaluate.device import device_config_from
     from .methods.base import Context
     from .registry import METHODS
 
@@ -171,7 +172,8 @@ def run_unit(payload: dict) -> dict:
         mcfg = cfg.method_config(spec, setting)
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
         child = METHODS.get(spec.name).fn(parent, task, mcfg, ctx)
-        evaluate(child, task, device=payload["device"], latency=cfg.evaluate.get("latency", True))
+        evaluate(child, task, device=payload["device"], latency=cfg.evaluate.get("latency", True),
+                 device_model=device_config_from(cfg.evaluate))
         child_dir = Path(payload["out"]) / "children" / _slug(setting.id) / _slug(spec.label) / f"seed{payload['seed']}"
         child.save(child_dir)
         record.update(status="ok", error=None, metrics=child.lineage.metrics, history=child.lineage.history,

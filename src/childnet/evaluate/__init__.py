@@ -8,6 +8,7 @@ from torch import nn
 
 from ..tasks.base import Task, num_examples, take
 from .cost import count_macs, count_nonzero, count_params, measure_latency, sparse_checkpoint_bytes
+from .device import DeviceConfig, device_cost
 from .metrics import classification_metrics, expected_calibration_error, predict_proba
 
 __all__ = [
@@ -21,12 +22,18 @@ __all__ = [
     "count_macs",
     "measure_latency",
     "sparse_checkpoint_bytes",
+    "DeviceConfig",
+    "device_cost",
 ]
 
 
 def evaluate_model(model: nn.Module, task: Task, *, split: str = "test", latency: bool = True,
-                   device="cpu", repeats: int = 20) -> dict[str, Any]:
-    """Quality on ``split`` and cost (params, non-zeros, MACs per example, latency at batch 1 and 64)."""
+                   device="cpu", repeats: int = 20, device_model: DeviceConfig | None = None) -> dict[str, Any]:
+    """Quality on ``split`` and cost (params, non-zeros, MACs per example, latency at batch 1 and 64).
+
+    With ``device_model``, also the simulated intermittent device's columns (``device_feasible``,
+    ``device_latency_s``, ``device_energy_j``, ... see :func:`~childnet.evaluate.device.device_cost`).
+    """
     x, y = task.split(split)
     metrics = classification_metrics(predict_proba(model, x, device=device), y)
     if hasattr(model, "members"):  # an ensemble: members' accuracy, disagreement, KL (evaluate/diversity.py)
@@ -43,6 +50,8 @@ def evaluate_model(model: nn.Module, task: Task, *, split: str = "test", latency
         metrics["latency_ms_b1"] = measure_latency(model, one, repeats=repeats, device=device)
         metrics["latency_ms_b64"] = measure_latency(model, take(task.x_test, slice(0, min(64, n))),
                                                     repeats=max(3, repeats // 4), device=device)
+    if device_model is not None:
+        metrics.update(device_cost(model, tuple(task.input_shape), device_model).metrics())
     return metrics
 
 
@@ -52,4 +61,14 @@ def evaluate(child, task: Task, **kwargs) -> dict[str, Any]:
     metrics = evaluate_model(model, task, **kwargs)
     if hasattr(child, "lineage"):
         child.lineage.metrics.update(metrics)
+        if kwargs.get("device_model") is not None:  # the design per layer goes on the lineage card
+            cost = device_cost(model, tuple(task.input_shape), kwargs["device_model"])
+            child.lineage.extra["device"] = device_card(cost)
     return metrics
+
+
+def device_card(cost) -> dict[str, Any]:
+    """The lineage-card view of a :class:`~childnet.evaluate.device.DeviceCost`: totals and designs per layer."""
+    keys = ("name", "type", "feasible", "reason", "design", "latency_s", "power_cycles", "continuous_latency_s")
+    return {"status": cost.status, "reason": cost.reason, "config": cost.config,
+            "layers": [{k: layer[k] for k in keys} for layer in cost.layers]}
