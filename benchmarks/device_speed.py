@@ -1,11 +1,12 @@
 """Device-evaluation speed: costing a ResNet-20 child on the simulated intermittent device vs training it.
 
-    python benchmarks/device_speed.py [--repeats 3]
+    python benchmarks/device_speed.py [--repeats 3] [--train-repeats 1]
 
 In one process, with one thread: the wall time of :func:`childnet.evaluate.device.device_cost` on a
 ResNet-20 built for mnist5k (1 x 28 x 28), the per-layer execution-design search included (its cache is
 cleared before every repeat), against one training epoch of that ResNet-20 on mnist5k's training split
-(the default TrainConfig: AdamW, batch 64). Medians of ``--repeats`` runs each. Target (issue 12): ratio
+(the default TrainConfig: AdamW, batch 64). Medians of ``--repeats`` device evaluations and
+``--train-repeats`` epochs. Target (issue 12): ratio
 <= 0.05. Writes ``benchmarks/results/device_speed.json``.
 """
 
@@ -24,6 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--train-repeats", type=int, default=1)
     args = ap.parse_args(argv)
 
     import torch
@@ -45,7 +47,7 @@ def main(argv=None) -> int:
         cost = device_cost(model, task.input_shape, DeviceConfig())
         device_times.append(time.perf_counter() - t0)
     train_times = []
-    for r in range(args.repeats):
+    for r in range(args.train_repeats):
         torch.manual_seed(r)
         fresh = build_model({"name": "resnet", "depth": 20}, task.input_shape, task.num_classes)
         t0 = time.perf_counter()

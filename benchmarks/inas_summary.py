@@ -43,6 +43,7 @@ def unit_facts(run: Path, row: dict) -> dict:
             "meets_l_req": feasible and l_req is not None and latency <= l_req,
             "fraction_feasible": search["fraction_feasible"], "fraction_trained": search["fraction_trained"],
             "search_wall_time_s": search["wall_time_s"], "l_req_wall_time_s": search["l_req_wall_time_s"],
+            "non_training_share": 1 - search["train_wall_time_s"] / search["wall_time_s"],
             "choice": search["choice"], "spec": search["spec"]}
 
 
@@ -85,6 +86,7 @@ def summarise(facts: list[dict], ours: str = "inas") -> dict:
                 "continuous_latency_s": _stat([f["continuous_latency_s"] for f in fs]),
                 "child_feasible": sum(f["feasible"] for f in fs), "meets_l_req": sum(f["meets_l_req"] for f in fs),
                 "search_wall_time_s": _stat([f["search_wall_time_s"] for f in fs]),
+                "non_training_share_of_search": _stat([f["non_training_share"] for f in fs]),
                 "l_req_s": _stat([f["l_req_s"] for f in fs]),
             }
         tests = {}

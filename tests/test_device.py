@@ -161,3 +161,21 @@ def test_cli_rejects_a_bad_device_with_exit_2_before_training(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "evaluate.device.capacitance_f" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "run").exists()  # stopped before any training (no run folder)
+
+
+def test_a_run_records_device_columns_in_results_report_and_card(tmp_path):
+    import json
+
+    from childnet.runner import read_results, run
+
+    exp = {"name": "device-run", "task": {"name": "digits"},
+           "parent": {"model": {"name": "cnn", "width": 4, "depth": 1}, "train": {"epochs": 1}},
+           "methods": [{"name": "scratch", "child": {"name": "cnn", "width": 4, "depth": 1}, "train": {"epochs": 0.2}}],
+           "seeds": 1, "evaluate": {"latency": False, "device": {"capacitance_f": 0.001}}}
+    run(exp, tmp_path / "run", workers=0, log=lambda s: None)
+    (row,) = read_results(tmp_path / "run")
+    assert row["metrics"]["device_feasible"] == 1 and row["metrics"]["device_latency_s"] > 0
+    card = json.loads((tmp_path / "run" / row["child_dir"] / "child.json").read_text())
+    assert card["metrics"]["device_latency_s"] == row["metrics"]["device_latency_s"]
+    assert card["extra"]["device"]["config"]["capacitance_f"] == 0.001 and card["extra"]["device"]["layers"]
+    assert "device latency (s)" in (tmp_path / "run" / "report.md").read_text()

@@ -229,9 +229,10 @@ def _dims(m: nn.Module, x: tuple, y: tuple, prev: str | None) -> LayerDims | str
         if isinstance(m, ADAPTIVE):
             if r == 1 and c == 1:
                 return LayerDims("reduce", h, w, ch, op=op)
-            if h % r or w % c or h // r != w // c and w > 1:
-                return f"{name} to a size that does not divide the input"
-            return LayerDims("pool", r, c, ch, Kh=h // r, Kw=w // c if c > 1 else 1, stride=h // r, op=op)
+            kh, kw = h // r, w // c
+            if h % r or w % c or (w > 1 and kh != kw):
+                return f"{name} to a size that does not divide the input evenly"
+            return LayerDims("pool", r, c, ch, Kh=kh, Kw=kw, stride=kh, op=op)
         one_d = isinstance(m, (nn.MaxPool1d, nn.AvgPool1d))
         kh, kw = (_pair(m.kernel_size)[0], 1) if one_d else _pair(m.kernel_size)
         sh, sw = (_pair(m.stride)[0], 1) if one_d else _pair(m.stride)
