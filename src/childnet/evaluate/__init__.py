@@ -24,6 +24,7 @@ __all__ = [
     "sparse_checkpoint_bytes",
     "DeviceConfig",
     "device_cost",
+    "device_card",
 ]
 
 
@@ -56,13 +57,20 @@ def evaluate_model(model: nn.Module, task: Task, *, split: str = "test", latency
 
 
 def evaluate(child, task: Task, **kwargs) -> dict[str, Any]:
-    """Evaluate a :class:`~childnet.child.Child` (or a bare model) and record metrics in its lineage."""
+    """Evaluate a :class:`~childnet.child.Child` (or a bare model) and record metrics in its lineage.
+
+    ``device_model`` (a :class:`DeviceConfig`) adds the simulated device's columns and puts the design
+    per layer on the lineage card (``extra["device"]``).
+    """
     model = getattr(child, "model", child)
+    device_model = kwargs.pop("device_model", None)
     metrics = evaluate_model(model, task, **kwargs)
+    cost = None if device_model is None else device_cost(model, tuple(task.input_shape), device_model)
+    if cost is not None:
+        metrics.update(cost.metrics())
     if hasattr(child, "lineage"):
         child.lineage.metrics.update(metrics)
-        if kwargs.get("device_model") is not None:  # the design per layer goes on the lineage card
-            cost = device_cost(model, tuple(task.input_shape), kwargs["device_model"])
+        if cost is not None:  # the design per layer goes on the lineage card
             child.lineage.extra["device"] = device_card(cost)
     return metrics
 

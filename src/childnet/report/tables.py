@@ -156,13 +156,15 @@ def setting_table(summary: dict[str, Any], setting_id: str, compact: bool = Fals
     others = [] if compact else [(k, h) for k, h in QUALITY_COLUMNS.items() if k != metric]
     costs = [c for c in COST_COLUMNS if not compact or c[0] in COMPACT_COSTS]
     present = {k for e in setting["methods"].values() for k in e["metrics"]}
-    costs += [c for c in DEVICE_COLUMNS if c[0] in present and (not compact or c[0] in ("device_feasible", "device_latency_s"))]
+    costs += [c for c in DEVICE_COLUMNS
+              if c[0] in present and (not compact or c[0] in ("device_feasible", "device_latency_s"))]
     headers = ["method", "seeds ok", f"{metric} mean ± std", f"Δ vs {baseline or 'baseline'}", "p (paired t)"]
     if compact:
         headers[3:5] = ["Δ", "p"]
     headers += [h for _, h in others] + [h for _, h, _ in costs]
     fmt = {"count": format_count, "ms": _format_ms, "fraction": lambda v: DASH if v is None else f"{v:.2f}",
-           "seconds": lambda v: DASH if v is None else f"{v:.4g}", "mj": lambda v: DASH if v is None else f"{v * 1e3:.4g}"}
+           "seconds": lambda v: DASH if v is None else f"{v:.4g}",
+           "mj": lambda v: DASH if v is None else f"{v * 1e3:.4g}"}
     title = summary["name"] if setting_id == "default" else f"{summary['name']}: {setting_id}"
     table = TextTable(title=title, headers=headers, show_title=False)
     for label, entry in setting["methods"].items():
