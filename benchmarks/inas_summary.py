@@ -98,6 +98,7 @@ def summarise(facts: list[dict], ours: str = "inas") -> dict:
                 "search_wall_time_s": _paired(by[ours], by[lab], "search_wall_time_s"),
                 "search_overhead": _overhead(by[ours], by[lab]),
                 "latency_cut_vs_safe": _latency_cut(by[ours], by[lab]),
+                "same_child_seeds": sum(by[ours][s]["spec"] == by[lab][s]["spec"] for s in set(by[ours]) & set(by[lab])),
             }
         out[setting] = {"methods": methods, "paired": tests}
     return out

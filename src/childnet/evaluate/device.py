@@ -45,7 +45,8 @@ Differences from the public code (read at commit 18bb84e; formulas re-derived, n
    fetch, op and write-back per element. Functional ops inside ``forward`` (residual additions,
    ``F.relu``) are invisible to module hooks and cost nothing here.
 6. Continuous power (the HW-NAS baseline): the fastest SRAM-feasible design with S = 1, no reboot or
-   index I/O per tile, plus one reboot per inference (as its ``est_cost_onetime_reboot``).
+   index I/O per tile (as its ``explore_contpow.py``), plus one reboot per inference (its
+   ``est_cost_onetime_reboot``, which its explorer leaves commented out: +70 ms here).
 7. SRAM budget 2,048 B (the issue); its default settings file has 3,696 B. R defaults to its CIFAR
    calibration for 1 / 5 / 10 mF (52 / 24 / 22 ohm), linear in between, the nearest outside.
 """
