@@ -179,3 +179,12 @@ def test_a_run_records_device_columns_in_results_report_and_card(tmp_path):
     assert card["metrics"]["device_latency_s"] == row["metrics"]["device_latency_s"]
     assert card["extra"]["device"]["config"]["capacitance_f"] == 0.001 and card["extra"]["device"]["layers"]
     assert "device latency (s)" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_device_config_from_reads_a_typed_evaluate_config():
+    class Typed:
+        device = False
+
+    assert device_config_from(Typed()) is None
+    Typed.device = {"sram_bytes": 4096}
+    assert device_config_from(Typed()).sram_bytes == 4096

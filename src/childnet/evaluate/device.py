@@ -6,7 +6,8 @@ non-volatile FRAM, loses power at V_off and recharges. Cost model of iNAS (Mendi
 "Intermittent-Aware Neural Architecture Search", ACM TECS 2021; public code
 EMCLab-Sinica/Intermittent-aware-NAS, ``iNAS/CostModel/``), on its platform: a TI MSP430FR5994 at
 16 MHz with the LEA vector accelerator, q15 (2-byte) data, 2 KB of SRAM for tiles, FRAM for
-everything else. Zhang (2024, arXiv 2407.14514) uses the same device model to schedule inference.
+everything else. Zhang (2024, arXiv 2407.14514, "Accelerate Intermittent Deep Inference") works in the
+same setting, scheduling inference into power cycles (not implemented here).
 
 **Per operation** (n elements; :data:`MSP430_COSTS`): DMA FRAM->SRAM 2.7e-8 n + 2.0e-7 J and
 64 n + 424 cycles; SRAM->FRAM 2.68e-8 n + 1.93e-7 J, 64 n + 422; LEA vector MAC 5.27e-10 n + 2.04e-7 J,
@@ -360,15 +361,19 @@ def device_cost(model: nn.Module, input_shape: tuple, cfg: DeviceConfig | None =
 
 
 def device_config_from(evaluate: dict | None, where: str = "evaluate.device") -> DeviceConfig | None:
-    """The device an experiment's ``evaluate`` mapping asks for (``device: false`` -> None; default on).
+    """The device an experiment's ``evaluate`` mapping (or typed config) asks for (``device: false`` -> None).
+
+    Default: on, with the default :class:`DeviceConfig`.
 
     The one place ``evaluate.device`` is parsed: the experiment validation and the runner both call it.
     Raises :class:`~childnet.errors.ConfigError` naming the field and the accepted range.
     """
-    raw = (evaluate or {}).get("device", True) if isinstance(evaluate, dict) else True
-    if raw is False or raw is None:
+    if evaluate is not None and not isinstance(evaluate, dict):  # a typed evaluate config: read its field
+        evaluate = {"device": getattr(evaluate, "device", True)}
+    raw = (evaluate or {}).get("device", True)
+    if raw is False:
         return None
-    if raw is True:
+    if raw is True or raw is None:  # None: unset (e.g. a typed config's default) -> the default device
         return DeviceConfig()
     if isinstance(raw, DeviceConfig):
         return raw
