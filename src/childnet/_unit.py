@@ -54,6 +54,7 @@ def _unit_parent(payload: dict, cfg: ExperimentConfig, task_json: str):
 def run_unit(payload: dict) -> dict:
     """Derive, evaluate and save one child; never raises (failures become a record)."""
     from .evaluate import evaluate
+    from .evaluate.device import device_config_from
     from .methods.base import Context
     from .registry import METHODS
 
@@ -71,7 +72,7 @@ def run_unit(payload: dict) -> dict:
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
         child = METHODS.get(spec.name).fn(parent, task, mcfg, ctx)
         evaluate(child, task, device=payload["device"], latency=cfg.evaluate.latency,
-                 repeats=cfg.evaluate.repeats)
+                 repeats=cfg.evaluate.repeats, device_model=device_config_from(cfg.evaluate))
         child_dir = rf.child_dir(payload["out"], setting.id, spec.label, payload["seed"])
         try:
             child.save(child_dir)

@@ -87,6 +87,9 @@ class EvaluateConfig(Config):
 
     latency: bool = Field(True, description="measure CPU latency at batch 1 and 64 (false: skip, faster runs)")
     repeats: int = Field(20, ge=1, le=10000, description="timed repetitions of the batch-1 latency measurement")
+    device: bool | dict = Field(True, description="simulate every child on an intermittently powered device "
+                                "(true: the default DeviceConfig, a mapping: its fields, false: off); see "
+                                "childnet.evaluate.device")
 
 
 class Setting(Config):
@@ -230,6 +233,17 @@ def _check_sweep(sweep, problems):
     return sweep
 
 
+def _check_device(evaluate: Any, problems: list[str]) -> None:
+    """``evaluate.device`` is validated with the experiment (so a bad device stops before any training)."""
+    if isinstance(evaluate, dict) and "device" in evaluate:
+        from .evaluate.device import device_config_from
+
+        try:
+            device_config_from(evaluate)
+        except ConfigError as err:
+            problems.extend(err.problems)
+
+
 def parse_experiment(raw: Any, source: str | None = None) -> ExperimentConfig:
     """Validate a raw mapping (from YAML) into an :class:`ExperimentConfig`, all problems at once."""
     if not isinstance(raw, dict):
@@ -249,6 +263,7 @@ def parse_experiment(raw: Any, source: str | None = None) -> ExperimentConfig:
             if k.startswith("task.") and isinstance(vals, list) and vals and isinstance(task_check, dict):
                 task_check[k[5:]] = vals[0]
         validate_entry(TASKS, task_check, "task", problems)
+    _check_device(raw.get("evaluate"), problems)
     if isinstance(raw.get("task"), str):
         raw["task"] = {"name": raw["task"]}
     try:

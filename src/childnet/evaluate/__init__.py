@@ -8,6 +8,7 @@ from torch import nn
 
 from ..tasks.base import Task, num_examples, take
 from .cost import count_macs, count_nonzero, count_params, measure_latency, sparse_checkpoint_bytes
+from .device import DeviceConfig, device_cost
 from .metrics import classification_metrics, expected_calibration_error, predict_proba
 from .ranking import RANKING_KS, RANKING_METRICS, predict_scores, ranking_metrics
 
@@ -25,12 +26,19 @@ __all__ = [
     "count_macs",
     "measure_latency",
     "sparse_checkpoint_bytes",
+    "DeviceConfig",
+    "device_cost",
+    "device_card",
 ]
 
 
 def evaluate_model(model: nn.Module, task: Task, *, split: str = "test", latency: bool = True,
-                   device="cpu", repeats: int = 20) -> dict[str, Any]:
-    """Quality on ``split`` and cost (params, non-zeros, MACs per example, latency at batch 1 and 64)."""
+                   device="cpu", repeats: int = 20, device_model: DeviceConfig | None = None) -> dict[str, Any]:
+    """Quality on ``split`` and cost (params, non-zeros, MACs per example, latency at batch 1 and 64).
+
+    With ``device_model``, also the simulated intermittent device's columns (``device_feasible``,
+    ``device_latency_s``, ``device_energy_j``, ... see :func:`~childnet.evaluate.device.device_cost`).
+    """
     x, y = task.split(split)
     if task.kind == "ranking":  # HR@k / nDCG@k of the true item among candidates (evaluate/ranking.py)
         k_fit = tuple(k for k in RANKING_KS if k <= task.num_classes)
@@ -51,13 +59,32 @@ def evaluate_model(model: nn.Module, task: Task, *, split: str = "test", latency
         metrics["latency_ms_b1"] = measure_latency(model, one, repeats=repeats, device=device)
         metrics["latency_ms_b64"] = measure_latency(model, take(task.x_test, slice(0, min(64, n))),
                                                     repeats=max(3, repeats // 4), device=device)
+    if device_model is not None:
+        metrics.update(device_cost(model, tuple(task.input_shape), device_model).metrics())
     return metrics
 
 
 def evaluate(child, task: Task, **kwargs) -> dict[str, Any]:
-    """Evaluate a :class:`~childnet.child.Child` (or a bare model) and record metrics in its lineage."""
+    """Evaluate a :class:`~childnet.child.Child` (or a bare model) and record metrics in its lineage.
+
+    ``device_model`` (a :class:`DeviceConfig`) adds the simulated device's columns and puts the design
+    per layer on the lineage card (``extra["device"]``).
+    """
     model = getattr(child, "model", child)
+    device_model = kwargs.pop("device_model", None)
     metrics = evaluate_model(model, task, **kwargs)
+    cost = None if device_model is None else device_cost(model, tuple(task.input_shape), device_model)
+    if cost is not None:
+        metrics.update(cost.metrics())
     if hasattr(child, "lineage"):
         child.lineage.metrics.update(metrics)
+        if cost is not None:  # the design per layer goes on the lineage card
+            child.lineage.extra["device"] = device_card(cost)
     return metrics
+
+
+def device_card(cost) -> dict[str, Any]:
+    """The lineage-card view of a :class:`~childnet.evaluate.device.DeviceCost`: totals and designs per layer."""
+    keys = ("name", "type", "feasible", "reason", "design", "latency_s", "power_cycles", "continuous_latency_s")
+    return {"status": cost.status, "reason": cost.reason, "config": cost.config,
+            "layers": [{k: layer[k] for k in keys} for layer in cost.layers]}

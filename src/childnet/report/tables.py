@@ -36,6 +36,15 @@ COST_COLUMNS = [
     ("latency_ms_b64", "latency b64 (ms)", "ms"),
 ]
 
+#: Simulated intermittent device (evaluate/device.py): shown when a method has them; feasible is a
+#: fraction over seeds (each child 1 or 0).
+DEVICE_COLUMNS = [
+    ("device_feasible", "device feasible", "fraction"),
+    ("device_latency_s", "device latency (s)", "seconds"),
+    ("device_continuous_latency_s", "device cont. latency (s)", "seconds"),
+    ("device_energy_j", "device energy (mJ)", "mj"),
+]
+
 #: Cost columns kept in the compact (terminal) table.
 COMPACT_COSTS = ("nonzero_params", "macs", "train_compute")
 
@@ -43,7 +52,8 @@ COMPACT_COSTS = ("nonzero_params", "macs", "train_compute")
 HIDDEN_KEYS = {"predicted_classes", "majority_accuracy"}
 
 #: Metric keys that have a column of their own; any other numeric key goes to the extras table.
-STANDARD_KEYS = set(QUALITY_COLUMNS) | {key for key, _, _ in COST_COLUMNS} | {"sparse_bytes"} | HIDDEN_KEYS
+STANDARD_KEYS = (set(QUALITY_COLUMNS) | {key for key, _, _ in COST_COLUMNS + DEVICE_COLUMNS} | {"sparse_bytes"}
+                 | HIDDEN_KEYS)
 
 #: Marks the best mean of the primary metric within each family.
 BEST = "★"
@@ -162,6 +172,8 @@ def setting_table(summary: dict[str, Any], setting_id: str, compact: bool = Fals
     metric, baseline = summary["metric"], summary["baseline"]
     others = [] if compact else [(k, h) for k, h in QUALITY_COLUMNS.items() if k != metric and _present(k, setting)]
     costs = [c for c in COST_COLUMNS if (not compact or c[0] in COMPACT_COSTS) and _present(c[0], setting)]
+    costs += [c for c in DEVICE_COLUMNS
+              if _present(c[0], setting) and (not compact or c[0] in ("device_feasible", "device_latency_s"))]
     refs = {e.get("baseline") for e in setting["methods"].values() if e.get("baseline")}
     per_row = len(refs) > 1 or (baseline is None and refs)
     headers = ["method", "seeds ok", f"{metric} mean ± std",
@@ -169,7 +181,9 @@ def setting_table(summary: dict[str, Any], setting_id: str, compact: bool = Fals
     if per_row:
         headers.insert(3, "vs")
     headers += [h for _, h in others] + [h for _, h, _ in costs]
-    fmt = {"count": format_count, "ms": _format_ms}
+    fmt = {"count": format_count, "ms": _format_ms, "fraction": lambda v: DASH if v is None else f"{v:.2f}",
+           "seconds": lambda v: DASH if v is None else f"{v:.4g}",
+           "mj": lambda v: DASH if v is None else f"{v * 1e3:.4g}"}
     title = summary["name"] if setting_id == "default" else f"{summary['name']}: {setting_id}"
     table = TextTable(title=title, headers=headers, show_title=False)
     parent = setting.get("parent") or summary.get("parent")
