@@ -47,6 +47,8 @@ class NamlConfig(TextSearchBase):
     pretrain_tasks: list = Field(default_factory=list, description="tasks of the multitask pre-training ({name, "
                                  "...options} or a name); two or more, or none")
     pretrain_steps: int = Field(40, ge=1, description="controller steps of the pre-training (tasks take turns)")
+    pretrain_seed: int | None = Field(None, description="seed of the pre-training (default: the unit's seed); set "
+                                      "it to pre-train once and transfer the same controller in every seed")
     transfer_from: str | None = Field(None, description="start from a saved controller: its folder, a naml child "
                                       "folder, or a run folder holding naml children")
     controller: dict = Field(default_factory=dict, description="TaskControllerConfig options (hidden_size, "
@@ -54,6 +56,7 @@ class NamlConfig(TextSearchBase):
 
     @model_validator(mode="after")
     def _check(self):
+        # messages carry their own "(got ...)" so the whole config is not echoed after them
         if len(self.pretrain_tasks) == 1:
             raise ValueError(f"pretrain_tasks: multitask pre-training needs at least 2 tasks (got 1: "
                              f"{self.pretrain_tasks[0]!r}); list two or more, or none for a single-task search")
@@ -61,14 +64,18 @@ class NamlConfig(TextSearchBase):
         for i, t in enumerate(self.pretrain_tasks):
             validate_entry(TASKS, t, f"pretrain_tasks[{i}]", problems)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(problems) + f" (got {self.pretrain_tasks!r})")
         if self.pretrain_tasks and self.transfer_from:
-            raise ValueError("set pretrain_tasks or transfer_from, not both (transfer_from already names a "
-                             "pre-trained controller)")
+            raise ValueError("set pretrain_tasks or transfer_from, not both: transfer_from already names a "
+                             f"pre-trained controller (got transfer_from {self.transfer_from!r})")
         TaskControllerConfig(**self.controller)
         if self.transfer_from:
-            ctrl = TaskController.load(controller_folders(self.transfer_from)[0])
-            ctrl.check_space(TextSpace(self).labels())
+            try:
+                ctrl = TaskController.load(controller_folders(self.transfer_from)[0])
+                ctrl.check_space(TextSpace(self).labels())
+            except ChildnetError as err:
+                msg = str(err).removeprefix("invalid configuration: ")
+                raise ValueError(f"{msg} (got {self.transfer_from!r})") from None
         return self
 
 
@@ -125,12 +132,12 @@ def _pretrain(cfg: NamlConfig, space: TextSpace, seed: int, ctx) -> tuple[TaskCo
     if (folder / "pretrain.json").exists():
         ctx.log(f"naml: reused the pre-trained controller {folder}")
         record = json.loads((folder / "pretrain.json").read_text())
-        return TaskController.load(folder, seed), record | {"from_cache": True}
+        return TaskController.load(folder, seed), record | {"from_cache": True, "folder": str(folder)}
     ctrl = TaskController(space.decisions, cfg.controller, seed, space.labels())
     keys = [task_key(t) for t in tasks]
     for k in keys:
         ctrl.add_task(k)
-    loop = SearchLoop(space, ctrl, seed * 1_000_003, ctx.device)
+    loop = SearchLoop(space, ctrl, seed * 1_000_003 + 7, ctx.device)
     for step in range(cfg.pretrain_steps):
         i = step % len(tasks)  # the tasks take turns (round robin)
         loop.step(tasks[i], keys[i], cfg.children_per_step, phase="pretrain")
@@ -142,7 +149,7 @@ def _pretrain(cfg: NamlConfig, space: TextSpace, seed: int, ctx) -> tuple[TaskCo
               "trace": loop.trace}
     ctrl.save(folder)
     (folder / "pretrain.json").write_text(json.dumps(record, default=str))
-    return TaskController.load(folder, seed), record | {"from_cache": False}
+    return TaskController.load(folder, seed), record | {"from_cache": False, "folder": str(folder)}
 
 
 @METHODS.register("naml", config=NamlConfig, family="search",
@@ -161,7 +168,8 @@ def derive(parent, task, cfg: NamlConfig, ctx):
         ctrl = ctrl.transferred(ctx.seed)
         pretrain = {"transfer_from": str(source)}
     elif cfg.pretrain_tasks:
-        saved, pretrain = _pretrain(cfg, space, ctx.seed, ctx)
+        seed = ctx.seed if cfg.pretrain_seed is None else cfg.pretrain_seed
+        saved, pretrain = _pretrain(cfg, space, seed, ctx)
         ctrl = saved.transferred(ctx.seed)
     else:
         ctrl = TaskController(space.decisions, cfg.controller, ctx.seed, space.labels())
