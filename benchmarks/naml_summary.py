@@ -7,7 +7,8 @@
 Per held-out task (a setting of the sweep) and seed, from each child's ``child.json``
 (``extra.search.curve``: the best validation accuracy so far after each child of the search):
 
-- **children to converge**: the first child at which the best-so-far validation accuracy is within
+- **children to converge**: (``--eps``, default 0.005; ``--also-eps`` adds looser tolerances as a sensitivity
+  check) the first child at which the best-so-far validation accuracy is within
   ``eps`` (0.5 points) of the best any method found on that task, over all seeds; a search that never
   gets there counts as budget + 1 (censored; the count of such searches is reported);
 - **area under the best-so-far curve**: its mean over the budget (higher: good children sooner);
@@ -118,6 +119,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--eps", type=float, default=0.005, help="convergence tolerance (accuracy, 0.005 = 0.5 points)")
+    ap.add_argument("--also-eps", type=float, nargs="*", default=[0.02],
+                    help="further tolerances reported as a sensitivity check (children to converge only)")
     ap.add_argument("--name", default="naml-text")
     args = ap.parse_args(argv)
     rows = [r for r in read_results(args.run) if r.get("status") == "ok"]
@@ -128,6 +131,14 @@ def main(argv=None) -> int:
     for s in settings:
         su = [u for u in units if u["setting"] == s]
         conv["settings"][s] = summarise_setting(su, args.eps)
+        conv["settings"][s]["sensitivity"] = {}
+        for e in args.also_eps:
+            alt = summarise_setting(su, e)
+            conv["settings"][s]["sensitivity"][str(e)] = {
+                "methods": {k: {"children_to_converge": m["children_to_converge"], "not_converged": m["not_converged"]}
+                            for k, m in alt["methods"].items()},
+                "paired": {k: {"children_to_converge": p["children_to_converge"],
+                               "convergence_speedup": p["convergence_speedup"]} for k, p in alt["paired"].items()}}
         task = s.split("=", 1)[-1]
         png = ROOT / "docs" / "results" / "naml" / f"{task}.png"
         plot(s, su, conv["settings"][s], png)
