@@ -43,7 +43,9 @@ def unit_facts(run: Path, row: dict) -> dict:
     return {"label": row["label"], "setting": row["setting"], "seed": row["seed"], "curve": search["curve"],
             "test_accuracy": row["metrics"]["accuracy"], "spec": card["extra"]["spec"],
             "controller_seconds": search["controller_seconds"], "child_seconds": search["child_seconds"],
-            "pretrained_on": (card["extra"].get("naml") or {}).get("pretrained_on")}
+            "pretrained_on": (card["extra"].get("naml") or {}).get("pretrained_on"),
+            "first_children": [{"lr": r["spec"]["lr"], "epochs": r["spec"]["epochs"], "layers": r["spec"]["layers"],
+                                "val_accuracy": r["val_accuracy"]} for r in search["trace"] if r["phase"] == "search"][:3]}
 
 
 def converge_at(curve: list[float], target: float) -> int | None:
@@ -145,6 +147,7 @@ def main(argv=None) -> int:
         conv["settings"][s]["plot"] = str(png.relative_to(ROOT))
         conv["settings"][s]["controller_seconds"] = sum(u["controller_seconds"] for u in su)
         conv["settings"][s]["child_seconds"] = sum(u["child_seconds"] for u in su)
+        conv["settings"][s]["first_children"] = {f"{u['label']}/seed{u['seed']}": u["first_children"] for u in su}
     conv["pretrained_on"] = next((u["pretrained_on"] for u in units if u["label"] == "transfer"), None)
     dest = RESULTS / f"{args.name}.json"
     data = json.loads(dest.read_text()) if dest.exists() else {"name": args.name}

@@ -32,12 +32,21 @@ def test_one_controller_learns_a_different_policy_per_task():
     assert px > 0.6 and py > 0.6, (px, py)
 
 
+def test_fresh_policy_is_close_to_uniform():
+    """Before any update every choice is drawn at a rate near 1/k (weights uniform in ±0.1)."""
+    ctrl = TaskController(DECISIONS, seed=3)
+    ctrl.add_task("x")
+    s = torch.tensor(ctrl.sample(2000, "x"))
+    for i, d in enumerate(DECISIONS):
+        rates = torch.bincount(s[:, i], minlength=d.num_choices) / 2000
+        assert ((rates > 0.6 / d.num_choices) & (rates < 1.5 / d.num_choices)).all(), (d.name, rates)
+
+
 def test_task_embedding_reaches_every_step():
     """With the previous actions fixed, changing only the task embedding changes a later decision's log-prob."""
     ctrl = TaskController(DECISIONS, seed=0)
     ctrl.add_task("x")
     choices = torch.tensor([[1, 2, 0]])
-    _, lp1, _ = ctrl._run(1, choices, 0)
     with torch.no_grad():
         ctrl.task_embeddings[0] += 1.0
     logp_steps = []
