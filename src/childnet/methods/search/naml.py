@@ -27,9 +27,9 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from ...config import stable_hash, validate_entry
+from ...config import format_validation_error, stable_hash, validate_entry
 from ...errors import ChildnetError
 from ...registry import METHODS, TASKS
 from ..base import make_child
@@ -68,7 +68,11 @@ class NamlConfig(TextSearchBase):
         if self.pretrain_tasks and self.transfer_from:
             raise ValueError("set pretrain_tasks or transfer_from, not both: transfer_from already names a "
                              f"pre-trained controller (got transfer_from {self.transfer_from!r})")
-        TaskControllerConfig(**self.controller)
+        try:
+            TaskControllerConfig(**self.controller)
+        except ValidationError as err:
+            msg = "; ".join(format_validation_error(err, "controller"))
+            raise ValueError(msg if "(got " in msg else f"{msg} (got {self.controller!r})") from None
         if self.transfer_from:
             try:
                 ctrl = TaskController.load(controller_folders(self.transfer_from)[0])

@@ -55,7 +55,6 @@ class SearchLoop:
         self.trace: list[dict] = []
         self.steps: list[dict] = []
         self.controller_seconds = self.child_seconds = self.feature_seconds = 0.0
-        self._models: dict[int, object] = {}
 
     def step(self, task: Task, key, n: int, phase: str = "search") -> list[dict]:
         t0 = time.perf_counter()
