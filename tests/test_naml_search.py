@@ -153,6 +153,8 @@ def test_bad_input_is_one_sentence_before_training(tmp_path):
         parse_experiment(_exp(pretrain_tasks=["political-debates"]))
     with pytest.raises(ConfigError, match=r"unknown task 'reuters-r9'.*Valid tasks: .*reuters-r8"):
         parse_experiment(_exp(pretrain_tasks=["reuters-r9", "political-debates"]))
+    with pytest.raises(ConfigError, match=r"controller\.advantage: Input should be 'baseline' or 'std'"):
+        parse_experiment(_exp(controller={"advantage": "median"}))
     with pytest.raises(ConfigError, match="is not a saved controller"):
         parse_experiment(_exp(transfer_from=str(tmp_path)))
     from childnet.methods.search.task_controller import TaskController
