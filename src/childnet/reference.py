@@ -17,8 +17,25 @@ FAMILY_ORDER = ("inherit", "tune", "prune", "ensemble", "search")
 
 
 def _type_name(annotation: Any) -> str:
-    text = getattr(annotation, "__name__", None) if not getattr(annotation, "__args__", None) else None
-    text = text or str(annotation)
+    """A readable, stable type name (never a repr holding a memory address)."""
+    import types
+    import typing
+
+    from ._base import ModelSpec, TaskSpec
+
+    for alias, name in ((ModelSpec, "ModelSpec"), (TaskSpec, "TaskSpec")):
+        if annotation == alias:
+            return name
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return "Literal[" + ", ".join(repr(a) for a in args) + "]"
+    if origin is not None and args:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type_name(a) for a in args)}]"
+    text = getattr(annotation, "__name__", None) or str(annotation)
     for noise in ("typing.", "childnet.train.", "pydantic.main.", "<class '", "'>"):
         text = text.replace(noise, "")
     return text.replace("NoneType", "None")

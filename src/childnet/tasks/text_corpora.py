@@ -201,7 +201,7 @@ def _register(name: str) -> None:
         return corpus_task(name, cfg, spec)
 
     build.__doc__ = CORPORA[name][2]
-    TASKS.register(name, config=TextCorpusConfig)(build)
+    TASKS.register(name, config=TextCorpusConfig, tiny={"max_train": 200, "max_test": 100})(build)
 
 
 for _name in CORPORA:
