@@ -74,19 +74,10 @@ def cache_dir() -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write text to ``path`` via a temp file and rename, so readers never see half a file (nor a temporary
-    left behind when the write fails)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are meant to be shared
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    left behind when the write fails). One implementation: :func:`childnet.runfolder.write_atomic`."""
+    from .runfolder import write_atomic
+
+    write_atomic(path, text)
 
 
 def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
