@@ -14,6 +14,7 @@ from ..errors import ConfigError, DataError
 from ..registry import TASKS
 
 __all__ = ["Task", "TaskConfig", "Inputs", "load_task", "take", "num_examples", "split_train_val", "encode_labels",
+           "tensors_hash",
            "MAX_CLASSES"]
 
 #: More classes than this is refused before a classifier head is allocated (a label of 10^9 would ask for
@@ -92,9 +93,8 @@ class Task:
         return f"Task({self.name!r}, train/val/test={n[0]}/{n[1]}/{n[2]}, classes={self.num_classes}, input={self.input_shape})"
 
 
-def data_fingerprint(task: "Task") -> str:
-    """A content hash of the splits a parent learns from (train and validation), so that a parent cached
-    for a data file is not reused once the file's contents change."""
+def tensors_hash(parts) -> str:
+    """A content hash (16 hex digits) of tensors, arrays and dicts of them: dtype, shape and bytes, in order."""
     import hashlib
 
     h = hashlib.sha256()
@@ -109,9 +109,15 @@ def data_fingerprint(task: "Task") -> str:
             h.update(str((t.dtype, tuple(t.shape))).encode())
             h.update(t.numpy().tobytes())
 
-    for x in (task.x_train, task.y_train, task.x_val, task.y_val):
+    for x in parts:
         feed(x)
     return h.hexdigest()[:16]
+
+
+def data_fingerprint(task: "Task") -> str:
+    """A content hash of the splits a parent learns from (train and validation), so that a parent cached
+    for a data file is not reused once the file's contents change."""
+    return tensors_hash((task.x_train, task.y_train, task.x_val, task.y_val))
 
 
 def check_labels(y: np.ndarray, num_classes: int, where: str) -> np.ndarray:

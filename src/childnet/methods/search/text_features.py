@@ -11,7 +11,6 @@ data or of options never reuses stale features. A second search on the same task
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ from ...checkpoint import load_tensors, save_tensors
 from ...config import stable_hash
 from ...errors import ConfigError
 from ...models.text_child import SPECIAL_IDS, build_representation
-from ...tasks.base import Task, num_examples, take
+from ...tasks.base import Task, num_examples, take, tensors_hash
 
 __all__ = ["TaskFeatures", "task_features", "content_hash", "representation_kinds"]
 
@@ -60,22 +59,7 @@ def representation_kinds(task: Task) -> tuple[str, ...]:
 
 def content_hash(task: Task) -> str:
     """sha256 of the inputs and labels of every split (16 hex digits)."""
-    h = hashlib.sha256()
-
-    def feed(x) -> None:
-        if isinstance(x, dict):
-            for k in sorted(x):
-                h.update(k.encode())
-                feed(x[k])
-            return
-        t = torch.as_tensor(x).detach().cpu().contiguous()
-        h.update(str((t.dtype, tuple(t.shape))).encode())
-        h.update(t.numpy().tobytes())
-
-    for s in ("train", "val", "test"):
-        for part in task.split(s):
-            feed(part)
-    return h.hexdigest()[:16]
+    return tensors_hash(part for s in ("train", "val", "test") for part in task.split(s))
 
 
 def _doc_term_matrix(x: dict):
