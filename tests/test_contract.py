@@ -55,3 +55,16 @@ def test_method_contract(name, tiny_parent, digits_task, tmp_path):
     assert torch.allclose(predict_proba(a.model, x), predict_proba(loaded.model, x), atol=1e-6)
     assert loaded.lineage.config == a.lineage.config
     assert set(loaded.masks) == set(a.masks)
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_method_config_round_trips_as_plain_data(name):
+    """Workers rebuild each unit's method config from its JSON dump (runner._unit_configs): the dump of the
+    default and of the tiny config must validate back to an equal config."""
+    cls = METHODS.get(name).config
+    if cls is None:
+        return
+    for opts in ({}, _tiny(name)):
+        cfg = cls(**opts)
+        dumped = cfg.model_dump(mode="json")
+        assert cls.model_validate(dumped) == cfg, f"{name}: {opts} does not survive model_dump(mode='json')"

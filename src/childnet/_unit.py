@@ -1,7 +1,9 @@
 """One unit of a run, on whichever process or node runs it: derive, evaluate and save one child.
 
-:func:`run_unit` turns one payload (plain data: the experiment, the setting, the method label, the seed,
-the run folder, the parent handed over by the main process) into one result record and never raises.
+:func:`run_unit` turns one payload (plain data: the setting, the method label, the seed, the run folder, the
+parent handed over by the main process, and the validated configs the unit needs — task spec, parent config,
+method config, evaluate config — dumped by the main process) into one result record and never raises. It
+rebuilds the configs with ``model_validate``; it never re-parses the experiment.
 Executors (:mod:`childnet._pool`, :mod:`childnet.ray_executor`) call it; only the main process appends
 records to the run folder (:mod:`childnet.runner`).
 """
@@ -14,7 +16,7 @@ import traceback
 from functools import lru_cache
 
 from . import runfolder as rf
-from .config import ExperimentConfig, Setting, parse_experiment
+from .config import EvaluateConfig, Setting
 from .errors import ChildnetError, TrainingDiverged
 
 __all__ = ["run_unit"]
@@ -39,9 +41,9 @@ def _cached_parent(parent_json: str, task_json: str, device: str, weights: str |
     return get_parent(json.loads(parent_json), _cached_task(task_json), device=device)
 
 
-def _unit_parent(payload: dict, cfg: ExperimentConfig, task_json: str):
+def _unit_parent(payload: dict, task_json: str):
     handed = payload.get("parent") or {}
-    parent = _cached_parent(json.dumps(cfg.parent.model_dump(), sort_keys=True), task_json, payload["device"],
+    parent = _cached_parent(json.dumps(payload["parent_config"], sort_keys=True), task_json, payload["device"],
                             handed.get("weights"), json.dumps(handed, sort_keys=True, default=str))
     want = handed.get("fingerprint")
     if want and parent.fingerprint != want:
@@ -58,22 +60,23 @@ def run_unit(payload: dict) -> dict:
     from .methods.base import Context
     from .registry import METHODS
 
-    cfg = parse_experiment(payload["experiment"])
     setting = Setting(**payload["setting"])
-    spec = next(m for m in cfg.methods if m.label == payload["label"])
+    name, label = payload["method"], payload["label"]
     record = {"unit": payload["key"], "setting": setting.id, "overrides": setting.overrides,
-              "method": spec.name, "label": spec.label, "seed": payload["seed"]}
+              "method": name, "label": label, "seed": payload["seed"]}
     t0 = time.perf_counter()
     try:
-        task_json = json.dumps(cfg.task_for(setting), sort_keys=True)
+        task_json = json.dumps(payload["task"], sort_keys=True)
         task = _cached_task(task_json)
-        parent = _unit_parent(payload, cfg, task_json)
-        mcfg = cfg.method_config(spec, setting)
+        parent = _unit_parent(payload, task_json)
+        method = METHODS.get(name)
+        mcfg = None if payload["method_config"] is None else method.config.model_validate(payload["method_config"])
+        ev = EvaluateConfig.model_validate(payload["evaluate"])
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
-        child = METHODS.get(spec.name).fn(parent, task, mcfg, ctx)
-        evaluate(child, task, device=payload["device"], latency=cfg.evaluate.latency,
-                 repeats=cfg.evaluate.repeats, device_model=device_config_from(cfg.evaluate))
-        child_dir = rf.child_dir(payload["out"], setting.id, spec.label, payload["seed"])
+        child = method.fn(parent, task, mcfg, ctx)
+        evaluate(child, task, device=payload["device"], latency=ev.latency, repeats=ev.repeats,
+                 device_model=device_config_from(ev))
+        child_dir = rf.child_dir(payload["out"], setting.id, label, payload["seed"])
         try:
             child.save(child_dir)
         except OSError as err:

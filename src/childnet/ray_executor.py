@@ -126,12 +126,11 @@ def _parent_blob(cfg, payload: dict) -> dict:
     from the head's cache or the weights the runner handed over when the cache could not keep them)."""
     from ._version import __version__
     from .checkpoint import save_tensors
-    from .config import Setting
     from .parent import _key
     from ._unit import _unit_parent
 
-    task_json = json.dumps(cfg.task_for(Setting(**payload["setting"])), sort_keys=True)
-    parent = _unit_parent(payload, cfg, task_json)
+    task_json = json.dumps(payload["task"], sort_keys=True)
+    parent = _unit_parent(payload, task_json)
     kind = "checkpoint" if cfg.parent.checkpoint else "pretrained" if cfg.parent.pretrained else "cache"
     with tempfile.TemporaryDirectory(prefix="childnet-parent-") as tmp:
         save_tensors({k: v.detach().cpu() for k, v in parent.model.state_dict().items()}, Path(tmp) / "w")
@@ -146,8 +145,7 @@ def _failed(payload: dict, error: str, kind: str = "internal") -> dict:
     from .config import Setting
 
     setting = Setting(**payload["setting"])
-    spec = next(m for m in payload["experiment"]["methods"] if m["label"] == payload["label"])
-    return {"unit": payload["key"], "setting": setting.id, "overrides": setting.overrides, "method": spec["name"],
+    return {"unit": payload["key"], "setting": setting.id, "overrides": setting.overrides, "method": payload["method"],
             "label": payload["label"], "seed": payload["seed"], "status": "failed", "error": error,
             "error_kind": kind, "wall_time_s": 0.0}
 
@@ -254,7 +252,7 @@ def _materialise(blob: dict, payload: dict) -> dict:
     """Put the shipped parent where ``run_unit`` finds it on this node; return the payload to run."""
     import copy
 
-    from .config import ParentConfig, Setting, parse_experiment
+    from .config import ParentConfig
     from .parent import _key, cache_dir
     from ._unit import _cached_parent, _cached_task
     from .tasks.base import load_task
@@ -269,11 +267,10 @@ def _materialise(blob: dict, payload: dict) -> dict:
             tmp.write_bytes(blob["weights"])
             os.replace(tmp, path)
         payload = copy.deepcopy(payload)
-        payload["experiment"]["parent"]["checkpoint"] = str(path)
+        payload["parent_config"]["checkpoint"] = str(path)
         return payload
-    pcfg = ParentConfig(**payload["experiment"]["parent"])
-    cfg = parse_experiment(payload["experiment"])
-    task_json = json.dumps(cfg.task_for(Setting(**payload["setting"])), sort_keys=True)
+    pcfg = ParentConfig.model_validate(payload["parent_config"])
+    task_json = json.dumps(payload["task"], sort_keys=True)
     ptask = load_task(pcfg.task) if pcfg.task is not None else _cached_task(task_json)
     key = _key(pcfg, ptask)
     if key != blob["key"]:

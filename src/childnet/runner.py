@@ -227,9 +227,10 @@ def run(
                     from .ray_executor import RaySession
 
                     session = RaySession(address, workers, log)
+                method_configs = _unit_configs(cfg, pending)
                 parents = _train_parents(cfg, out, device, log, progress.epochs)
                 _check_same_parents(finished, {k: v["fingerprint"] for k, v in parents.items()}, out)
-                payloads = [_payload(cfg, u, out, device, parents[u.setting]) for u in pending]
+                payloads = [_payload(cfg, u, out, device, parents[u.setting], method_configs) for u in pending]
                 _record_all(payloads, out, workers, result, log, progress, sinks=sinks, session=session,
                             cfg=cfg, device=device, retries=retries)
             finally:
@@ -258,13 +259,33 @@ def _check_executor(executor: str, address: str | None, retries: int) -> None:
         require_ray()
 
 
-def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str, parent: dict) -> dict:
+def _unit_configs(cfg: ExperimentConfig, units: list[Unit]) -> dict[tuple[str, str], dict | None]:
+    """The validated config of every (setting, method label) the pending units need, as plain data.
+
+    Computed once here, before any parent is trained: a method option that a sweep value makes invalid stops
+    the run with its sentence now, and workers receive configs that are already validated (they rebuild them
+    with ``model_validate``, never re-parse the experiment).
+    """
+    settings = {s.id: s for s in cfg.settings()}
+    specs = {m.label: m for m in cfg.methods}
+    out: dict[tuple[str, str], dict] = {}
+    for unit in units:
+        if (unit.setting, unit.label) not in out:
+            mcfg = cfg.method_config(specs[unit.label], settings[unit.setting])
+            out[unit.setting, unit.label] = mcfg.model_dump(mode="json") if mcfg is not None else None
+    return out
+
+
+def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str, parent: dict,
+             method_configs: dict[tuple[str, str], dict | None]) -> dict:
+    """One unit as plain data: the validated configs it needs, nothing it would have to re-parse."""
     setting = next(s for s in cfg.settings() if s.id == unit.setting)
-    raw = cfg.model_dump(exclude={"source"})
-    raw["methods"] = [{"name": m["name"], "label": m["label"], **m["options"]} for m in raw["methods"]]
     method = next(m.name for m in cfg.methods if m.label == unit.label)
-    return {"experiment": raw, "setting": setting.model_dump(), "label": unit.label, "method": method,
-            "seed": unit.seed, "key": unit.key, "out": str(out), "device": device, "parent": parent}
+    return {"key": unit.key, "setting": setting.model_dump(), "label": unit.label, "method": method,
+            "seed": unit.seed, "out": str(out), "device": device, "parent": parent,
+            "task": cfg.task_for(setting), "parent_config": cfg.parent.model_dump(mode="json"),
+            "method_config": method_configs[unit.setting, unit.label],
+            "evaluate": cfg.evaluate.model_dump(mode="json")}
 
 
 def execute(payloads: list[dict], record: Callable[[dict], None], *, workers: int) -> None:
