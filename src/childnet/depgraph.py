@@ -174,6 +174,10 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
         plans.append({"root": root, "name": names.get(info["heads"], name) if info["heads"] is not None else name,
                       "kind": "heads" if info["heads"] is not None else ("stream" if info["stream"] else "inner"),
                       "size": size, "unit": unit, "imp": imp, "attention": info["heads"]})
+    if not plans and not skipped:
+        raise ChildnetError(f"Torch-Pruning found no channel group to prune in model {type(model).__name__}: its "
+                            "forward left no autograd trace through a Conv or Linear layer besides the ignored ones "
+                            "(inputs converted outside torch, or only ignored layers)")
     _allocate(plans, float(sparsity), scope, int(round_to))
     return graph, plans, skipped
 

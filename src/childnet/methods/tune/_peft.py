@@ -95,8 +95,10 @@ def _is_adapter(name: str) -> bool:
 
 
 def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The trained tensors only: adapter weights and the head."""
-    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    """What training changed: adapter weights, the head, and buffers (BatchNorm statistics move in train mode)."""
+    state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    state.update({n: b.detach().cpu().contiguous() for n, b in model.named_buffers()})
+    return state
 
 
 def merge_adapters(model: nn.Module) -> nn.Module:
@@ -163,7 +165,8 @@ def load_adapter(child_dir, parent_model: nn.Module, *, merge: bool = False) -> 
     if head is not None and head.shape != model.head.weight.shape:
         model.head = nn.Linear(head.shape[1], head.shape[0])
     inject(model, config)
-    missing = [k for k in state if k not in dict(model.named_parameters())]
+    known = dict(model.named_parameters()) | dict(model.named_buffers())
+    missing = [k for k in state if k not in known]
     if missing:
         raise ChildnetError(f"{child_dir}/adapter.safetensors does not fit the parent (e.g. {missing[0]!r})")
     model.load_state_dict(state, strict=False)

@@ -58,7 +58,7 @@ def derive(parent, task, cfg: LoraConfig, ctx):
     _peft.inject(model, config, ctx.seed)
     history = fit_on(task, model, cfg.train, ctx, hooks=extra_hooks(ctx), val=cfg.val_accuracy)
     state = _peft.adapter_state(model)
-    adapter_params = sum(v.numel() for k, v in state.items() if not k.startswith("head."))
+    adapter_params = sum(p.numel() for k, p in model.named_parameters() if p.requires_grad and not k.startswith("head."))
     _peft.merge_adapters(model)
     child = tune_child(model, "lora", cfg, ctx, parent, task, head_replaced=replaced, history=history,
                        extra={"adapter": _peft.config_record(config), "adapter_params": adapter_params})
