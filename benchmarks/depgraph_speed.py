@@ -15,7 +15,10 @@ family's recipe) for ``--seeds`` seeds, stream vs inner-only paired by seed.
 its attention heads and feed-forward width (per layer; the hidden stream stays: its LayerNorms make a zero
 channel count), batch-64 latency over the parent's (Rotten Tomatoes test snippets, max_length 64), and
 test accuracy after the same fine-tuning recipe (AdamW 1e-4, linear decay, warm-up 10 %, batch 16,
-``--tune-epochs`` epochs, ``--n-train`` snippets) of the child vs the full parent (vanilla), per seed.
+``--tune-epochs`` epochs, ``--n-train`` snippets) of the child vs the full parent fine-tuned (vanilla).
+The vanilla values are read from ``--vanilla-from`` (default: the committed tune-minilm-rt.json, setting
+n_train 300: the same task, split, recipe, parent and seeds 0-4), not re-run — this machine's CPU is
+shared; ``--vanilla-from ''`` re-runs them here. Paired by seed.
 
 Scale (ours, to fit ≤ 30 minutes of one core each): small training subsets and few epochs; the numbers
 compare methods at that budget, not at the papers' full training. Latency: runs alternate parent /
@@ -127,14 +130,23 @@ def minilm(args) -> None:
     tune = {"epochs": args.tune_epochs, "optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.01, "schedule": "linear",
             "warmup_frac": 0.1, "grad_clip": 1.0, "batch_size": 16}
     acc: dict = {"parent_vanilla": [], "child": []}
+    vanilla_source = "this run"
+    if args.vanilla_from:
+        import json
+
+        data = json.loads(Path(args.vanilla_from).read_text())
+        rec = data["settings"][f"task.n_train={args.n_train}"]["methods"]["vanilla"]
+        acc["parent_vanilla"] = [rec["values"][rec["seeds"].index(s)] for s in range(args.seeds)]
+        vanilla_source = f"{args.vanilla_from} ({data['command']})"
     child = None
     for seed in range(args.seeds):
-        v = derive("vanilla", parent, task, {"train": tune}, seed=seed)
-        acc["parent_vanilla"].append(evaluate_model(v.model, task, latency=False)["accuracy"])
+        if not args.vanilla_from:
+            v = derive("vanilla", parent, task, {"train": tune}, seed=seed)
+            acc["parent_vanilla"].append(evaluate_model(v.model, task, latency=False)["accuracy"])
         c = derive("depgraph", parent, task, {"sparsity": 0.5, "scope": "layer", "tune": tune}, seed=seed)
         acc["child"].append(evaluate_model(c.model, task, latency=False)["accuracy"])
         child = child or c
-        print(f"seed {seed}: vanilla {acc['parent_vanilla'][-1]:.4f}, child {acc['child'][-1]:.4f}", flush=True)
+        print(f"seed {seed}: vanilla {acc['parent_vanilla'][seed]:.4f}, child {acc['child'][-1]:.4f}", flush=True)
     models = {"parent": parent.model, "child": child.model}
     batch = take(task.x_test, slice(0, 64))
     cost = {k: {"params": count_params(m), "macs": count_macs(m, take(task.x_test, slice(0, 1)))}
@@ -144,7 +156,7 @@ def minilm(args) -> None:
         "task": task.spec, "tune": tune, "sparsity": 0.5, "scope": "layer", "cost": cost, "latency_b64": lat,
         "latency_ratio": lat["child"]["median_ms"] / lat["parent"]["median_ms"],
         "params_ratio": cost["child"]["params"] / cost["parent"]["params"],
-        "accuracy": {k: _summary(v) for k, v in acc.items()},
+        "accuracy": {k: _summary(v) for k, v in acc.items()}, "vanilla_source": vanilla_source,
         "accuracy_paired_p": _paired_p(acc["child"], acc["parent_vanilla"]),
         "widths": child.lineage.extra["shrink"]["groups"], "skipped": child.lineage.extra["shrink"]["skipped"],
     }
@@ -160,6 +172,8 @@ def main(argv=None) -> None:
     ap.add_argument("--parent-epochs", type=int, default=4)
     ap.add_argument("--tune-epochs", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--vanilla-from", default="benchmarks/results/tune-minilm-rt.json",
+                    help="minilm: vanilla accuracies per seed from this reproduction JSON ('' = run them here)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.part == "resnet":
