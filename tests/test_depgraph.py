@@ -168,3 +168,23 @@ def test_sparsity_that_empties_a_layer_exits_2_before_training(tmp_path, run_cli
     proc = run_cli("run", path, "--out", tmp_path / "run", "--workers", "0", "--quiet")
     assert proc.returncode == 2 and "would remove every one of the 16 channels" in (tmp_path / "run" /
                                                                                     "results.jsonl").read_text()
+
+
+def test_childnets_own_shrink_is_guarded_too(monkeypatch):
+    import childnet.shrink as own
+
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp", "hidden": [8, 8]}, (6,), 3).eval()
+    x = torch.randn(8, 6)
+    masks = structured_masks(model, 0.5)
+    small, _ = own.shrink(model, masks, check=x)  # a correct shrink passes
+    real = own._slice_plan
+
+    def wrong(groups, keep):  # a bug that slices the second layer's consumers at the wrong columns
+        plan = real(groups, keep)
+        plan["body.3.weight"][1] = plan["body.3.weight"][1].flip(0)
+        return plan
+
+    monkeypatch.setattr(own, "_slice_plan", wrong)
+    with pytest.raises(ChildnetError, match="broke layer body.1"):
+        own.shrink(model, masks, check=x)
