@@ -15,7 +15,8 @@ family's recipe) for ``--seeds`` seeds, stream vs inner-only paired by seed.
 its attention heads and feed-forward width (per layer; the hidden stream stays: its LayerNorms make a zero
 channel count), batch-64 latency over the parent's (Rotten Tomatoes test snippets, max_length 64), and
 test accuracy after the same fine-tuning recipe (AdamW 1e-4, linear decay, warm-up 10 %, batch 16,
-``--tune-epochs`` epochs, ``--n-train`` snippets) of the child vs the full parent fine-tuned (vanilla).
+``--tune-epochs`` epochs, ``--n-train`` snippets) of the child vs the full parent fine-tuned (vanilla);
+``--seeds 0`` measures the cost only (the child shrunk once, untuned).
 The vanilla values are read from ``--vanilla-from`` (default: the committed tune-minilm-rt.json, setting
 n_train 300: the same task, split, recipe, parent and seeds 0-4), not re-run — this machine's CPU is
 shared; ``--vanilla-from ''`` re-runs them here. Paired by seed.
@@ -64,7 +65,7 @@ def _latencies(models: dict, example, rounds: int) -> dict:
 
 
 def _paired_p(a: list[float], b: list[float]) -> float | None:
-    if len(a) < 2:
+    if len(a) < 2 or len(a) != len(b):
         return None
     from scipy.stats import ttest_rel
 
@@ -137,6 +138,7 @@ def minilm(args) -> None:
         data = json.loads(Path(args.vanilla_from).read_text())
         rec = data["settings"][f"task.n_train={args.n_train}"]["methods"]["vanilla"]
         acc["parent_vanilla"] = [rec["values"][rec["seeds"].index(s)] for s in range(args.seeds)]
+        acc["parent_vanilla"] = acc["parent_vanilla"] or []
         vanilla_source = f"{args.vanilla_from} ({data['command']})"
     child = None
     for seed in range(args.seeds):
@@ -147,6 +149,8 @@ def minilm(args) -> None:
         acc["child"].append(evaluate_model(c.model, task, latency=False)["accuracy"])
         child = child or c
         print(f"seed {seed}: vanilla {acc['parent_vanilla'][seed]:.4f}, child {acc['child'][-1]:.4f}", flush=True)
+    if child is None:  # --seeds 0: cost only (the child shrunk once, not tuned)
+        child = derive("depgraph", parent, task, {"sparsity": 0.5, "scope": "layer", "tune": {**tune, "epochs": 0}})
     models = {"parent": parent.model, "child": child.model}
     batch = take(task.x_test, slice(0, 64))
     cost = {k: {"params": count_params(m), "macs": count_macs(m, take(task.x_test, slice(0, 1)))}
@@ -156,7 +160,7 @@ def minilm(args) -> None:
         "task": task.spec, "tune": tune, "sparsity": 0.5, "scope": "layer", "cost": cost, "latency_b64": lat,
         "latency_ratio": lat["child"]["median_ms"] / lat["parent"]["median_ms"],
         "params_ratio": cost["child"]["params"] / cost["parent"]["params"],
-        "accuracy": {k: _summary(v) for k, v in acc.items()}, "vanilla_source": vanilla_source,
+        "accuracy": {k: _summary(v) for k, v in acc.items() if v}, "vanilla_source": vanilla_source,
         "accuracy_paired_p": _paired_p(acc["child"], acc["parent_vanilla"]),
         "widths": child.lineage.extra["shrink"]["groups"], "skipped": child.lineage.extra["shrink"]["skipped"],
     }
