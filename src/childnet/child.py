@@ -183,6 +183,10 @@ class Child:
         lineage = Lineage(**{k: v for k, v in card.items() if k in Lineage.__dataclass_fields__})
         arch, input_shape, num_classes = check_architecture(lineage.architecture, str(path / "child.json"))
         model = build_model(arch, input_shape, num_classes, max_params=MAX_PARAMS)
+        if isinstance(lineage.extra.get("shrunk_layout"), dict):  # a depgraph child: resize to its recorded shapes
+            from .depgraph import apply_layout
+
+            apply_layout(model, lineage.extra["shrunk_layout"])
         load_state_checked(model, load_tensors(path / "model.safetensors", device),
                            f"{path}/model.safetensors does not match its architecture")
         masks = load_tensors(path / "masks.safetensors", device) if (path / "masks.safetensors").exists() else {}

@@ -85,6 +85,13 @@ def _shrinkable(parent, structure: str, where: str) -> None:
         raise ChildnetError(f"{where}.structure: {err}") from None
 
 
+def _method_check(name: str):
+    """A method's registered ``check(parent_model, task, cfg)`` (refuses bad input before training), if any."""
+    from .registry import METHODS
+
+    return METHODS.get(name).meta.get("check")
+
+
 def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) -> list[str]:
     """Load each setting's task, build the parent and every method's child networks; return what was checked.
 
@@ -131,6 +138,9 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
                 attempt(f"{where}.{field}", _child_net, model_spec, task, f"{where}.{field} {model_spec.get('name')}")
             if hasattr(mcfg, "space"):
                 attempt(where, _space_net, mcfg, task, where)
+            check = _method_check(mspec.name)
+            if check is not None and parent is not None:  # a method's own check against the parent (lora, tp)
+                attempt(where, check, parent, task, mcfg)
             structure = getattr(mcfg, "structure", None)
             if isinstance(structure, str) and structure != "weights" and parent is not None:
                 attempt(where, _shrinkable, parent, structure, where)

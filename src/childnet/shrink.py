@@ -30,7 +30,8 @@ import copy
 import torch
 from torch import nn
 
-from .masks import check_masks, current_masks, remove_masks
+from .errors import ChildnetError
+from .masks import apply_masks, check_masks, current_masks, remove_masks
 from .models.base import UnitGroup, build_model, model_spec, shrinkable_models, unit_groups
 
 __all__ = ["UnitGroup", "unit_groups", "kept_units", "shrink", "shrinkable_models"]
@@ -68,12 +69,16 @@ def _slice_plan(groups: list[UnitGroup], keep: dict[str, list[int]]) -> dict[str
 
 
 @torch.no_grad()
-def shrink(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> tuple[nn.Module, dict[str, list[int]]]:
+def shrink(model: nn.Module, masks: dict[str, torch.Tensor] | None = None, *, check=None,
+           tolerance: float = 1e-4) -> tuple[nn.Module, dict[str, list[int]]]:
     """A physically smaller copy of ``model`` without the fully masked units.
 
     Args:
         model: an mlp / cnn / resnet, with masks applied as parametrizations or plain.
         masks: the structured masks (default: the masks applied to ``model``).
+        check: a batch of real inputs: the shrunk model's outputs on it must equal the masked model's
+            within ``tolerance · (1 + max |output|)``, else :class:`ChildnetError` names the layer that
+            broke (the guard :mod:`childnet.depgraph` applies to every shrink).
 
     Returns:
         ``(small_model, kept)``: the new model (built by the registry, so a child of it saves and loads)
@@ -99,4 +104,33 @@ def shrink(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> tu
     small.to(device).train(model.training)
     for p_small, p_old in zip(small.parameters(), baked.parameters()):
         p_small.requires_grad_(p_old.requires_grad)
+    if check is not None:
+        _guard(model, masks, groups, keep, small, check, tolerance)
     return small, keep
+
+
+def _guard(model, masks, groups, keep, small, x, tolerance: float) -> None:
+    """Refuse a shrunk model whose outputs differ from the masked model's, naming the first layer that breaks."""
+    masked = apply_masks(remove_masks(copy.deepcopy(model)), masks).eval()
+    expected = masked(x)
+    err = float((small.eval()(x) - expected).abs().max())
+    small.train(model.training)
+    limit = tolerance * (1 + float(expected.abs().max()))
+    if err <= limit:
+        return
+    for g in groups:  # shrink one layer at a time to find the one that breaks
+        alone = {k: (v if k == g.name else list(range(h.size))) for (k, v), h in zip(keep.items(), groups)}
+        spec = _new_spec(model, groups, alone)
+        one = build_model(spec, spec["input_shape"], spec["num_classes"]).eval()
+        baked = remove_masks(copy.deepcopy(masked)).state_dict()
+        state = {}
+        for k, v in baked.items():
+            for dim, idx in _slice_plan(groups, alone).get(k, {}).items():
+                v = v.index_select(dim, idx.to(v.device))
+            state[k] = v
+        one.load_state_dict(state)
+        if float((one(x) - expected).abs().max()) > limit:
+            raise ChildnetError(f"structured shrinking broke layer {g.name}: the shrunk model's outputs differ from "
+                                f"the masked parent's by {err:.3g} (tolerance {limit:.3g})")
+    raise ChildnetError(f"structured shrinking changed the outputs by {err:.3g} (tolerance {limit:.3g}) though no "
+                        "single layer does on its own")

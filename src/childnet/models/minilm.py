@@ -134,7 +134,7 @@ def _encoder(cfg: MiniLMConfig) -> nn.Module:
                                      local_files_only=True, dtype=torch.float32)
 
 
-@MODELS.register("minilm", config=MiniLMConfig, tiny={"layers": 1}, inputs="text", extra="text")
+@MODELS.register("minilm", config=MiniLMConfig, tiny={"layers": 1}, inputs="text", extra="text", depgraph=True)
 def minilm(cfg: MiniLMConfig, input_shape: tuple, num_classes: int) -> MiniLMClassifier:
     """Pretrained all-MiniLM-L6-v2 (6-layer BERT, 22.7 M params) + mean pooling + linear head (text)."""
     return MiniLMClassifier(_encoder(cfg), num_classes, cfg.pooling, cfg.head_seed)

@@ -13,6 +13,7 @@ import torch
 from pydantic import Field, field_validator
 
 from ...config import Config
+from ...depgraph import example_batch
 from ...errors import ChildnetError
 from ...masks import Masks, load_masks, masks_sparsity, remove_masks, scored_masks, structured_masks
 from ...parent import Parent
@@ -100,6 +101,6 @@ def finish_child(model, masks: Masks, method: str, cfg: PruneConfig, ctx: Contex
         return make_child(model, method, cfg, ctx, parent, task, history=history, extra=extra,
                           masks={k: v.cpu() for k, v in masks.items()})
     if kept is None:
-        model, kept = shrink(model, masks)
+        model, kept = shrink(model, masks, check=example_batch(task.x_train, 16, ctx.device))
     extra["kept_units"] = kept
     return make_child(model, method, cfg, ctx, parent, task, history=history, extra=extra)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ...depgraph import example_batch
 from ...masks import apply_masks
 from ...registry import METHODS
 from ...shrink import shrink
@@ -41,6 +42,6 @@ def derive(parent, task, cfg: OneShotConfig, ctx):
     apply_masks(model, masks)
     kept = None
     if cfg.structure != "weights":
-        model, kept = shrink(model, masks)
+        model, kept = shrink(model, masks, check=example_batch(task.x_train, 16, ctx.device))
     history = fit_on(task, model, cfg.tune, ctx)
     return finish_child(model, masks, "oneshot", cfg, ctx, parent, task, history, kept=kept)

@@ -327,7 +327,7 @@ class MicroChildConfig(_ChildConfig):
         return self
 
 
-@MODELS.register("enas_macro", config=MacroChildConfig,
+@MODELS.register("enas_macro", config=MacroChildConfig, depgraph=True,
                  tiny={"channels": 4, "layers": [{"op": "conv3x3"}, {"op": "maxpool", "skips": [0]}]})
 def enas_macro(cfg: MacroChildConfig, input_shape: tuple, num_classes: int) -> MacroNet:
     """ENAS macro-space child: layers of one op each with skip connections (its spec is the config)."""
@@ -335,7 +335,7 @@ def enas_macro(cfg: MacroChildConfig, input_shape: tuple, num_classes: int) -> M
     return MacroNet(input_shape, num_classes, [[layer.op] for layer in cfg.layers], cfg.op_options(), arch)
 
 
-@MODELS.register("enas_micro", config=MicroChildConfig,
+@MODELS.register("enas_micro", config=MicroChildConfig, depgraph=True,
                  tiny={"channels": 4, "cells": 1, "normal": [{"inputs": [0, 1], "ops": ["identity", "sep3x3"]}],
                        "reduce": [{"inputs": [0, 1], "ops": ["maxpool", "avgpool"]}]})
 def enas_micro(cfg: MicroChildConfig, input_shape: tuple, num_classes: int) -> MicroNet:

@@ -13,6 +13,8 @@ pretrained``), the head is replaced by a fresh ``nn.Linear`` initialised from th
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Literal
 
 import torch
@@ -27,7 +29,7 @@ from ...train import Hook, TrainConfig
 from ..base import Context, make_child
 
 __all__ = ["TuneTrainConfig", "TuneConfig", "prepare_model", "body_parameters", "tune_child", "extra_hooks",
-           "fit_options"]
+           "fit_options", "TrainCostMeter"]
 
 
 class TuneTrainConfig(TrainConfig):
@@ -98,9 +100,63 @@ def body_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
             if not any(n == s or n.startswith(s + ".") for s in skip)}
 
 
+class TrainCostMeter(Hook):
+    """What a tuning run costs, over every ``fit`` of the method: the table's training-cost columns.
+
+    - ``trainable_params``: parameters the optimiser updates (largest over the method's fits);
+    - ``step_ms``: mean CPU time of the training thread per step (``time.thread_time``: time other
+      processes hold the core is not counted), the first step of each fit (warm-up) left out;
+    - ``optimizer_state_mb``: bytes of the optimiser's state tensors after training (AdamW: 2 per weight);
+    - ``train_rss_peak_mb``: the process's resident memory at the end of each step, its maximum (includes
+      the parent, data and caches of the process: compare methods run the same way).
+    """
+
+    def __init__(self):
+        self.steps, self.cpu, self.trainable, self.state_bytes, self.rss = 0, 0.0, 0, 0, 0.0
+        self._first = True
+
+    def on_fit_start(self, state):
+        self._first = True
+        params = {id(p): p for g in state.optimizer.param_groups for p in g["params"] if p.requires_grad}
+        self.trainable = max(self.trainable, sum(p.numel() for p in params.values()))
+
+    def before_step(self, state):
+        self._t = time.thread_time()
+
+    def after_step(self, state):
+        if not self._first:
+            self.steps += 1
+            self.cpu += time.thread_time() - self._t
+        self._first = False
+        self.rss = max(self.rss, _rss_mb())
+
+    def on_fit_end(self, state):
+        size = sum(v.numel() * v.element_size() for s in state.optimizer.state.values() for v in s.values()
+                   if torch.is_tensor(v))
+        self.state_bytes = max(self.state_bytes, size)
+
+    def metrics(self) -> dict:
+        out = {"trainable_params": self.trainable, "optimizer_state_mb": round(self.state_bytes / 2**20, 3)}
+        if self.steps:
+            out["step_ms"] = round(1000 * self.cpu / self.steps, 3)
+        if self.rss:
+            out["train_rss_peak_mb"] = round(self.rss, 1)
+        return out
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):  # not Linux
+        return 0.0
+
+
 def extra_hooks(ctx: Context) -> list[Hook]:
-    """Hooks a caller passes in ``ctx.extra["hooks"]`` (benchmarks time steps with them)."""
-    return list(ctx.extra.get("hooks", ()))
+    """Hooks a caller passes in ``ctx.extra["hooks"]`` (benchmarks time steps with them), and the unit's
+    :class:`TrainCostMeter` (one per context; :func:`tune_child` puts its figures in the child's metrics)."""
+    meter = ctx.extra.setdefault("_train_cost", TrainCostMeter())
+    return [*ctx.extra.get("hooks", ()), meter]
 
 
 def fit_options(task: Task, cfg: TuneConfig, ctx: Context) -> dict:
@@ -113,4 +169,8 @@ def tune_child(model: nn.Module, method: str, cfg: TuneConfig, ctx: Context, par
                head_replaced: bool, history: list, masks: dict | None = None, extra: dict | None = None):
     """Wrap the tuned model in a Child whose lineage records the head swap and method records."""
     extra = {"head": "new" if head_replaced else "kept", **(extra or {})}
-    return make_child(model, method, cfg, ctx, parent, task, history=history, masks=masks, extra=extra)
+    child = make_child(model, method, cfg, ctx, parent, task, history=history, masks=masks, extra=extra)
+    meter = ctx.extra.pop("_train_cost", None)
+    if meter is not None:  # training-cost columns of the table (evaluate adds the rest of the metrics)
+        child.lineage.metrics.update(meter.metrics())
+    return child

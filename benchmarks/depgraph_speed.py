@@ -1,0 +1,194 @@
+"""Structured shrinking through the dependency graph (method ``depgraph``): cost and accuracy, in one run.
+
+    python benchmarks/depgraph_speed.py resnet [--seeds 3] [--n-train 1000] [--parent-epochs 4] [--tune-epochs 2]
+    python benchmarks/depgraph_speed.py minilm [--seeds 3] [--n-train 300] [--tune-epochs 3]
+
+``resnet`` → ``benchmarks/results/depgraph_resnet20.json``: a ResNet-20 (16/32/64 channels, 1×1 projection
+shortcuts — the zero-padding shortcut keeps its stream at full width, see :mod:`childnet.depgraph`) trained
+on mnist5k (``--n-train`` images, ``--parent-epochs`` epochs), then shrunk at 50 % per layer (``scope:
+layer``) two ways: residual stream pruned too, or block-inner channels only; plus the stream-pruned child
+with widths rounded to multiples of 8. Reported: parameters, MACs and batch-64 latency (28×28 test images)
+over the parent's, and test accuracy after the same tuning (``--tune-epochs`` of SGD 0.01, the prune
+family's recipe) for ``--seeds`` seeds, stream vs inner-only paired by seed.
+
+``minilm`` → ``benchmarks/results/depgraph_minilm.json``: the pretrained all-MiniLM-L6-v2 shrunk at 50 % of
+its attention heads and feed-forward width (per layer; the hidden stream stays: its LayerNorms make a zero
+channel count), batch-64 latency over the parent's (Rotten Tomatoes test snippets, max_length 64), and
+test accuracy after the same fine-tuning recipe (AdamW 1e-4, linear decay, warm-up 10 %, batch 16,
+``--tune-epochs`` epochs, ``--n-train`` snippets) of the child vs the full parent fine-tuned (vanilla);
+``--seeds 0`` measures the cost only (the child shrunk once, untuned).
+The vanilla values are read from ``--vanilla-from`` (default: the committed tune-minilm-rt.json, setting
+n_train 300: the same task, split, recipe, parent and seeds 0-4), not re-run — this machine's CPU is
+shared; ``--vanilla-from ''`` re-runs them here. Paired by seed.
+
+Scale (ours, to fit ≤ 30 minutes of one core each): small training subsets and few epochs; the numbers
+compare methods at that budget, not at the papers' full training. Latency: runs alternate parent /
+children (A, B, C, A, B, C …) so machine load hits all alike; the ratios are of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result  # noqa: E402
+
+from childnet import build_model, load_task  # noqa: E402
+from childnet.api import derive  # noqa: E402
+from childnet.child import state_fingerprint  # noqa: E402
+from childnet.evaluate import count_macs, count_params, evaluate_model  # noqa: E402
+from childnet.parent import Parent  # noqa: E402
+from childnet.tasks.base import take  # noqa: E402
+from childnet.train import TrainConfig, fit  # noqa: E402
+
+
+def _latencies(models: dict, example, rounds: int) -> dict:
+    """Median batch latency (ms) of each model, alternating models every call."""
+    times = {k: [] for k in models}
+    with torch.no_grad():
+        for m in models.values():
+            m.eval()
+            for _ in range(2):
+                m(example)
+        for _ in range(rounds):
+            for k, m in models.items():
+                t = time.perf_counter()
+                m(example)
+                times[k].append(1000 * (time.perf_counter() - t))
+    return {k: {"median_ms": statistics.median(v), "runs_ms": [round(x, 3) for x in v]} for k, v in times.items()}
+
+
+def _paired_p(a: list[float], b: list[float]) -> float | None:
+    if len(a) < 2 or len(a) != len(b):
+        return None
+    from scipy.stats import ttest_rel
+
+    p = ttest_rel(a, b).pvalue
+    return None if p != p else float(p)
+
+
+def _summary(values: list[float]) -> dict:
+    return {"values": values, "mean": statistics.mean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def resnet(args) -> None:
+    task = load_task({"name": "mnist5k", "n_train": args.n_train})
+    spec = {"name": "resnet", "depth": 20, "shortcut": "conv"}
+    torch.manual_seed(0)
+    model = build_model(spec, task.input_shape, task.num_classes)
+    t0 = time.perf_counter()
+    fit(model, (task.x_train, task.y_train), TrainConfig(epochs=args.parent_epochs, optimizer="sgd", lr=0.05,
+                                                         momentum=0.9, schedule="cosine", batch_size=64), seed=0)
+    parent_train_s = time.perf_counter() - t0
+    parent = Parent(model.eval(), task, spec, state_fingerprint(model), "trained")
+    parent_acc = evaluate_model(model, task, latency=False)["accuracy"]
+    tune = {"epochs": args.tune_epochs, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "schedule": "constant"}
+    variants = {"stream": {"prune_stream": True}, "inner_only": {"prune_stream": False}}
+    acc: dict = {k: [] for k in variants}
+    children: dict = {}
+    for seed in range(args.seeds):
+        for name, opts in variants.items():
+            child = derive("depgraph", parent, task, {"sparsity": 0.5, "scope": "layer", "tune": tune, **opts},
+                           seed=seed)
+            acc[name].append(evaluate_model(child.model, task, latency=False)["accuracy"])
+            children.setdefault(name, child)
+            print(f"seed {seed} {name}: accuracy {acc[name][-1]:.4f}", flush=True)
+    rounded = derive("depgraph", parent, task, {"sparsity": 0.5, "scope": "layer", "round_to": 8,
+                                                "tune": {**tune, "epochs": 0}}, seed=0)
+    models = {"parent": parent.model, "stream": children["stream"].model,
+              "inner_only": children["inner_only"].model, "stream_round8": rounded.model}
+    one = take(task.x_test, slice(0, 1))
+    batch = take(task.x_test, slice(0, 64))
+    cost = {k: {"params": count_params(m), "macs": count_macs(m, one)} for k, m in models.items()}
+    lat = _latencies(models, batch, args.rounds)
+    raw = {
+        "task": task.spec, "parent_spec": spec, "parent_epochs": args.parent_epochs, "parent_train_s": parent_train_s,
+        "parent_accuracy": parent_acc, "tune": tune, "sparsity": 0.5, "scope": "layer",
+        "cost": cost, "latency_b64": lat,
+        "macs_ratio": {k: cost[k]["macs"] / cost["parent"]["macs"] for k in models},
+        "latency_ratio": {k: lat[k]["median_ms"] / lat["parent"]["median_ms"] for k in models},
+        "accuracy": {k: _summary(v) for k, v in acc.items()},
+        "accuracy_paired_p_stream_vs_inner": _paired_p(acc["stream"], acc["inner_only"]),
+        "widths": {k: children[k].lineage.extra["shrink"]["groups"] for k in children},
+        "widths_round8": rounded.lineage.extra["shrink"]["groups"],
+    }
+    ratio = raw["macs_ratio"]["stream"]
+    write_result("depgraph_resnet20", "MACs of the stream-pruned 50 % child over the parent's", ratio,
+                 "≤ 0.5 (half the inner-only child's MACs: reported)", ratio <= 0.5, raw)
+
+
+def minilm(args) -> None:
+    task = load_task({"name": "rotten-tomatoes", "n_train": args.n_train, "max_length": 64, "test_size": 2000})
+    model = build_model({"name": "minilm"}, task.input_shape, task.num_classes).eval()
+    parent = Parent(model, task, {"name": "minilm"}, state_fingerprint(model), "pretrained")
+    tune = {"epochs": args.tune_epochs, "optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.01, "schedule": "linear",
+            "warmup_frac": 0.1, "grad_clip": 1.0, "batch_size": 16}
+    acc: dict = {"parent_vanilla": [], "child": []}
+    vanilla_source = "this run"
+    if args.vanilla_from:
+        import json
+
+        data = json.loads(Path(args.vanilla_from).read_text())
+        rec = data["settings"][f"task.n_train={args.n_train}"]["methods"]["vanilla"]
+        acc["parent_vanilla"] = [rec["values"][rec["seeds"].index(s)] for s in range(args.seeds)]
+        acc["parent_vanilla"] = acc["parent_vanilla"] or []
+        vanilla_source = f"{args.vanilla_from} ({data['command']})"
+    child = None
+    for seed in range(args.seeds):
+        if not args.vanilla_from:
+            v = derive("vanilla", parent, task, {"train": tune}, seed=seed)
+            acc["parent_vanilla"].append(evaluate_model(v.model, task, latency=False)["accuracy"])
+        c = derive("depgraph", parent, task, {"sparsity": 0.5, "scope": "layer", "tune": tune}, seed=seed)
+        acc["child"].append(evaluate_model(c.model, task, latency=False)["accuracy"])
+        child = child or c
+        print(f"seed {seed}: vanilla {acc['parent_vanilla'][seed]:.4f}, child {acc['child'][-1]:.4f}", flush=True)
+    if child is None:  # --seeds 0: cost only (the child shrunk once, not tuned)
+        child = derive("depgraph", parent, task, {"sparsity": 0.5, "scope": "layer", "tune": {**tune, "epochs": 0}})
+    models = {"parent": parent.model, "child": child.model}
+    batch = take(task.x_test, slice(0, 64))
+    cost = {k: {"params": count_params(m), "macs": count_macs(m, take(task.x_test, slice(0, 1)))}
+            for k, m in models.items()}
+    lat = _latencies(models, batch, args.rounds)
+    raw = {
+        "task": task.spec, "tune": tune, "sparsity": 0.5, "scope": "layer", "cost": cost, "latency_b64": lat,
+        "latency_ratio": lat["child"]["median_ms"] / lat["parent"]["median_ms"],
+        "params_ratio": cost["child"]["params"] / cost["parent"]["params"],
+        "accuracy": {k: _summary(v) for k, v in acc.items() if v}, "vanilla_source": vanilla_source,
+        "accuracy_paired_p": _paired_p(acc["child"], acc["parent_vanilla"]),
+        "widths": child.lineage.extra["shrink"]["groups"], "skipped": child.lineage.extra["shrink"]["skipped"],
+    }
+    write_result("depgraph_minilm", "batch-64 latency of the 50 % heads/width child over the parent's",
+                 raw["latency_ratio"], "≤ 0.8 (reported)", raw["latency_ratio"] <= 0.8, raw)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("part", choices=["resnet", "minilm"])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--parent-epochs", type=int, default=4)
+    ap.add_argument("--tune-epochs", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--vanilla-from", default="benchmarks/results/tune-minilm-rt.json",
+                    help="minilm: vanilla accuracies per seed from this reproduction JSON ('' = run them here)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.part == "resnet":
+        args.n_train = args.n_train or 1000
+        args.tune_epochs = 2 if args.tune_epochs is None else args.tune_epochs
+        resnet(args)
+    else:
+        args.n_train = args.n_train or 300
+        args.tune_epochs = 3 if args.tune_epochs is None else args.tune_epochs
+        minilm(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,371 @@
+"""Structured shrinking of any model through Torch-Pruning's dependency graph, guarded.
+
+Fang, Ma, Song, Bi Mi, Wang, "DepGraph: Towards Any Structural Pruning", CVPR 2023 (Torch-Pruning,
+arXiv 2301.12900): tracing one forward pass gives the *groups* of coupled tensors — a conv's filters,
+its BatchNorm, the next layer's input channels, every branch joined by an addition — that must lose the
+same channels together. :func:`depgraph_shrink` uses those groups for models childnet's own unit tables
+(:mod:`childnet.shrink`) do not cover: the ENAS children, MiniLM (attention heads and the feed-forward
+width), any ``nn.Module`` given through the Python API, and the residual stream of a ResNet.
+
+What childnet adds around Torch-Pruning (each a choice of ours):
+
+- **The guard.** Every pruned group is checked at once: the shrunk model's outputs on a batch of real
+  inputs must equal those of the *masked parent* (the parent with the removed channels' output-side
+  weights, biases and norm scales/shifts set to zero) within ``atol + rtol·max|output|``. Otherwise
+  nothing is returned and :class:`~childnet.errors.ChildnetError` names the layer that broke.
+- **Groups where a zero channel is not a removed channel** are kept at full width, with the reason on
+  the report: a group that passes through a normalisation over channels (LayerNorm, GroupNorm: a zero
+  channel still counts in the mean and variance — the residual stream of a transformer) or through a
+  zero-padding (``F.pad``: the option-A shortcut of CIFAR ResNets, which Torch-Pruning maps one channel
+  to one channel, so it would build a model that crashes at forward). For that ResNet the stream stays
+  at full width and only the block-inner channels go — exactly what :func:`childnet.shrink.shrink`
+  builds (the tests check both paths give the same child).
+- **Frozen parameters.** Torch-Pruning traces through autograd, so a parent whose parameters do not
+  require gradients yields an empty graph (and prunes nothing). We switch gradients on for the trace and
+  restore every surviving parameter's ``requires_grad`` afterwards.
+- **Importance by name.** Any registered scorer (:mod:`childnet.scorers`: magnitude, random, fisher,
+  …) scores the weights; a channel's importance is the sum of the scores of its *output-side* rows in
+  every Conv/Linear of the group (for magnitude: the L1 norm of its filters, Li et al. 2017 — with one
+  producer per group, the rule of childnet's own structured masks). Attention heads: the sum over the
+  head's query, key and value rows.
+- **Allocation.** ``scope: layer`` removes ``round(sparsity · n)`` units of every group; ``scope:
+  global`` ranks all units together, each group's importances divided by their mean first (as
+  Torch-Pruning's global pruning does). ``round_to`` rounds every kept width to a multiple (8, 16: dense
+  kernels prefer them). A sparsity that would remove every unit of a group is refused.
+- **Saving.** The shrunk model keeps its registered spec; :func:`layout` records the parameter shapes and
+  module attributes that changed and :func:`apply_layout` re-applies them when a child is loaded.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .errors import ChildnetError, MissingDependencyError
+from .masks import remove_masks
+from .scorers import score as _score
+from .tasks.base import to_device
+
+__all__ = ["ShrinkReport", "depgraph_shrink", "plan_groups", "layout", "apply_layout"]
+
+_NORMS_OVER_CHANNELS = (nn.LayerNorm, nn.GroupNorm)
+_WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+@dataclass
+class ShrinkReport:
+    """What :func:`depgraph_shrink` did: per group, the layer, kind, width before/after; skipped groups."""
+
+    groups: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    max_error: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"groups": self.groups, "skipped": self.skipped, "max_output_error": self.max_error}
+
+
+def _tp():
+    if importlib.util.find_spec("torch_pruning") is None:
+        raise MissingDependencyError("torch-pruning", None, "Structured shrinking of any model uses its dependency "
+                                     "graph; install it with: pip install 'torch-pruning>=1.6,<1.7'")
+    import torch_pruning
+
+    return torch_pruning
+
+
+def _forward(model: nn.Module, x):
+    return model(x)
+
+
+def _build_graph(model: nn.Module, x):
+    tp = _tp()
+    try:
+        return tp.DependencyGraph().build_dependency(model, example_inputs=x, forward_fn=_forward,
+                                                     verbose=False)
+    except ChildnetError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any tracing failure is the user's model, said in one sentence
+        raise ChildnetError(f"Torch-Pruning cannot trace model {type(model).__name__} on the example inputs "
+                            f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
+                            "it can shrink models whose forward is one traceable graph of torch operations") from None
+
+
+def _attention_of(model: nn.Module) -> dict[nn.Module, nn.Module]:
+    """Query/key/value Linear layers of Hugging Face style attention modules → their attention module."""
+    out = {}
+    for m in model.modules():
+        if hasattr(m, "attention_head_size") and all(isinstance(getattr(m, n, None), nn.Linear)
+                                                      for n in ("query", "key", "value")):
+            for n in ("query", "key", "value"):
+                out[getattr(m, n)] = m
+    return out
+
+
+def _group_info(group, tp, names: dict, attention: dict) -> dict:
+    """Kind of a group (inner, stream, heads), why it cannot be pruned (if so) and its producers."""
+    producers, reason, stream, heads = [], None, False, None
+    for dep, idxs in group:
+        node, module, handler = dep.target, dep.target.module, dep.handler
+        grad_fn = type(node.grad_fn).__name__ if node.grad_fn is not None else ""
+        if "ConstantPadNd" in grad_fn or "Pad" in grad_fn:
+            reason = "its channels pass through a zero-padding (F.pad), which Torch-Pruning maps one-to-one"
+        if "AddBackward" in grad_fn:
+            stream = True
+        out_side = handler.__name__.startswith("prune_out")
+        if isinstance(module, _NORMS_OVER_CHANNELS) and out_side:
+            reason = (f"its channels are normalised together by {names.get(module, type(module).__name__)} "
+                      f"({type(module).__name__}): a zero channel still changes the mean and variance")
+        if isinstance(module, _WEIGHTED) and out_side:
+            producers.append((module, list(idxs)))
+            if module in attention:
+                heads = attention[module]
+    return {"producers": producers, "reason": reason, "stream": stream, "heads": heads}
+
+
+def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitude", scope: str = "global",
+                prune_stream: bool = True, heads: bool = True, round_to: int = 1, seed: int = 0, data=None,
+                ignored: list[str] | None = None):
+    """Which channels of which group go (no pruning yet): ``(graph, plans, skipped)``.
+
+    ``plans``: per prunable group ``{root, name, kind, size, unit, prune: [channel indices]}``.
+    """
+    tp = _tp()
+    if not 0.0 <= float(sparsity) < 1.0:
+        raise ChildnetError(f"sparsity: must be a fraction in [0, 1) — the share of channels removed (got {sparsity!r})")
+    if scope not in ("global", "layer"):
+        raise ChildnetError(f"scope: must be 'global' or 'layer' (got {scope!r})")
+    if int(round_to) < 1:
+        raise ChildnetError(f"round_to: must be 1 (no rounding) or a channel multiple such as 8 or 16 (got {round_to!r})")
+    names = {m: n for n, m in model.named_modules()}
+    ignored_mods = [model.get_submodule(n) for n in (ignored if ignored is not None else _default_ignored(model))]
+    graph = _build_graph(model, x)
+    attention = _attention_of(model)
+    weights = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, _WEIGHTED) and m not in ignored_mods]
+    scores = {k: v.float() for k, v in _score(scorer, model, weights, seed=seed, data=data).items()}
+    plans, skipped = [], []
+    for group in graph.get_all_groups(ignored_layers=ignored_mods, root_module_types=_WEIGHTED):
+        root = group[0].dep.target.module
+        info = _group_info(group, tp, names, attention)
+        name = names.get(root, "?")
+        reason = info["reason"]
+        if reason is None and info["heads"] is None and info["stream"] and not prune_stream:
+            reason = "it is the residual stream (prune_stream: false)"
+        if reason is None and info["heads"] is not None and not heads:
+            reason = "it is the attention heads (heads: false)"
+        size = len(group[0].idxs)
+        if reason is not None:
+            skipped.append({"layer": name, "channels": size, "reason": reason})
+            continue
+        imp = torch.zeros(size)
+        for module, idxs in info["producers"]:
+            if len(idxs) != size:
+                continue
+            s = scores.get(f"{names[module]}.weight")
+            if s is not None:
+                imp += s.flatten(1).sum(1)[idxs].abs().cpu()
+        unit = 1
+        if info["heads"] is not None:
+            unit = int(info["heads"].attention_head_size)
+            imp = imp.view(-1, unit).sum(1)
+        plans.append({"root": root, "name": names.get(info["heads"], name) if info["heads"] is not None else name,
+                      "kind": "heads" if info["heads"] is not None else ("stream" if info["stream"] else "inner"),
+                      "size": size, "unit": unit, "imp": imp, "attention": info["heads"]})
+    if not plans and not skipped:
+        raise ChildnetError(f"Torch-Pruning found no channel group to prune in model {type(model).__name__}: its "
+                            "forward left no autograd trace through a Conv or Linear layer besides the ignored ones "
+                            "(inputs converted outside torch, or only ignored layers)")
+    _allocate(plans, float(sparsity), scope, int(round_to))
+    return graph, plans, skipped
+
+
+def _default_ignored(model: nn.Module) -> list[str]:
+    """The classifier (the module named ``head``, else the last Linear): its outputs are the classes."""
+    if isinstance(getattr(model, "head", None), nn.Module):
+        return ["head"]
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return linears[-1:]
+
+
+def _allocate(plans: list[dict], sparsity: float, scope: str, round_to: int) -> None:
+    """Set ``plan["prune"]`` (channel indices) for every plan; refuse a group emptied."""
+    if scope == "global" and plans:
+        pool = torch.cat([p["imp"] / p["imp"].mean().clamp_min(1e-12) for p in plans])
+        owner = torch.cat([torch.full((len(p["imp"]),), i) for i, p in enumerate(plans)])
+        weight = torch.cat([torch.full((len(p["imp"]),), float(p["unit"])) for p in plans])
+        order = torch.argsort(pool.double(), stable=True)
+        target, removed = sparsity * float(weight.sum()), 0.0
+        counts = [0] * len(plans)
+        for i in order.tolist():
+            if removed + weight[i] / 2 > target:
+                break
+            counts[int(owner[i])] += 1
+            removed += float(weight[i])
+    else:
+        counts = [round(sparsity * len(p["imp"])) for p in plans]
+    for p, n_prune in zip(plans, counts):
+        n = len(p["imp"])
+        keep = n - n_prune
+        if p["unit"] == 1 and round_to > 1 and keep > 0:
+            keep = min(n, max(round_to, round_to * round(keep / round_to)))
+        if keep <= 0:
+            what = "heads" if p["kind"] == "heads" else "channels"
+            raise ChildnetError(
+                f"sparsity {sparsity:g} ({scope} allocation) would remove every one of the {n} {what} of layer "
+                f"{p['name']}; use a lower sparsity" + (" or scope: layer" if scope == "global" else ""))
+        order = torch.argsort(p["imp"].double(), stable=True)  # ties: lower index goes first
+        units = sorted(order[: n - keep].tolist())
+        p["prune"] = [u * p["unit"] + j for u in units for j in range(p["unit"])]
+        p["kept"] = n - len(units)
+
+
+def _mask_group(group, masked: nn.Module, names: dict) -> None:
+    """Zero the output side of the pruned channels in the masked parent (same module names)."""
+    with torch.no_grad():
+        for dep, idxs in group:
+            module = dep.target.module
+            if module is None or not dep.handler.__name__.startswith("prune_out") or module not in names:
+                continue
+            twin = masked.get_submodule(names[module])
+            idx = torch.as_tensor(list(idxs), dtype=torch.long)
+            for pname in ("weight", "bias"):
+                t = getattr(twin, pname, None)
+                if isinstance(t, torch.Tensor) and t.ndim >= 1 and len(idx) and int(idx.max()) < t.shape[0]:
+                    t[idx] = 0
+
+
+def _error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max()) if a.shape == b.shape else float("inf")
+
+
+def depgraph_shrink(model: nn.Module, example_inputs, sparsity: float, *, scorer: str = "magnitude",
+                    scope: str = "global", prune_stream: bool = True, heads: bool = True, round_to: int = 1,
+                    seed: int = 0, data=None, ignored: list[str] | None = None, atol: float = 1e-4,
+                    rtol: float = 1e-4) -> tuple[nn.Module, ShrinkReport]:
+    """A physically smaller copy of ``model`` through Torch-Pruning's dependency graph, checked group by group.
+
+    Args:
+        model: any ``nn.Module`` (mask parametrizations are baked in first); not modified.
+        example_inputs: a batch of real inputs (a tensor, or a dict of tensors for text models); traced
+            once and used by the guard.
+        sparsity: fraction of the prunable units (channels, neurons, attention heads) removed, in [0, 1).
+        scorer: a registered scorer scoring the weights (magnitude, random, fisher, …).
+        scope: ``global`` (one ranking over every group) or ``layer`` (the same fraction per group).
+        prune_stream: also prune groups joined by additions (the residual stream).
+        heads: prune whole attention heads of Hugging Face style attention modules.
+        round_to: round every kept width to a multiple of this (1: no rounding).
+        seed, data: for scorers that draw random numbers or look at data (fisher: ``(x, y)``).
+        ignored: module names never pruned at their output (default: the classifier head).
+        atol, rtol: the guard's tolerance on the outputs.
+
+    Returns:
+        ``(small_model, report)``.
+
+    Raises:
+        ChildnetError: the model cannot be traced, a group would be emptied, or the shrunk model's
+            outputs differ from the masked parent's (naming the layer).
+    """
+    was_training = model.training
+    work = remove_masks(copy.deepcopy(model)).eval()
+    grads = {n: p.requires_grad for n, p in work.named_parameters()}
+    for p in work.parameters():  # frozen weights leave no autograd trace: Torch-Pruning would see no graph
+        p.requires_grad_(True)
+    masked = copy.deepcopy(work)
+    names = {m: n for n, m in work.named_modules()}
+    graph, plans, skipped = plan_groups(work, example_inputs, sparsity, scorer=scorer, scope=scope,
+                                        prune_stream=prune_stream, heads=heads, round_to=round_to, seed=seed,
+                                        data=data, ignored=ignored)
+    report = ShrinkReport(skipped=skipped)
+    with torch.no_grad():
+        scale = float(_output(work, example_inputs).abs().max())
+    for plan in plans:
+        if plan["prune"]:
+            group = graph.get_pruning_group(plan["root"], _out_handler(graph, plan["root"]), plan["prune"])
+            _mask_group(group, masked, names)
+            group.prune()
+            if plan["attention"] is not None:
+                att = plan["attention"]
+                att.num_attention_heads = plan["kept"]
+                att.all_head_size = plan["kept"] * int(att.attention_head_size)
+            err = _guard(work, masked, example_inputs)
+            if not err <= atol + rtol * scale:
+                raise ChildnetError(
+                    f"structured shrinking broke layer {plan['name']}: after removing {len(plan['prune'])} of its "
+                    f"{plan['size']} channels the outputs differ from the masked parent's by {err:.3g} (tolerance "
+                    f"{atol + rtol * scale:.3g}); this layer cannot be shrunk this way (add it to ignored)")
+            report.max_error = max(report.max_error, err)
+        report.groups.append({"layer": plan["name"], "kind": plan["kind"], "before": plan["size"] // plan["unit"],
+                              "after": plan["kept"], "unit": "heads" if plan["unit"] > 1 else "channels"})
+    for n, p in work.named_parameters():
+        p.requires_grad_(grads.get(n, True))
+    return work.train(was_training), report
+
+
+def _out_handler(graph, module):
+    return graph.get_pruner_of_module(module).prune_out_channels
+
+
+def _output(model: nn.Module, x) -> torch.Tensor:
+    out = model(x)
+    return out if isinstance(out, torch.Tensor) else out[0]
+
+
+def _guard(work: nn.Module, masked: nn.Module, x) -> float:
+    with torch.no_grad():
+        try:
+            got = _output(work, x)
+        except Exception:  # noqa: BLE001 - a shrunk model that cannot run is a refused shrink
+            return float("inf")
+        return _error(got, _output(masked, x))
+
+
+def example_batch(x, n: int = 16, device="cpu"):
+    """The first ``n`` examples of a split (tensor or dict of tensors), on ``device``."""
+    from .tasks.base import take
+
+    return to_device(take(x, slice(0, n)), device)
+
+
+_ATTRS = ("in_features", "out_features", "in_channels", "out_channels", "num_features", "normalized_shape",
+          "embedding_dim", "num_attention_heads", "all_head_size", "groups")
+
+
+def layout(model: nn.Module, reference: nn.Module) -> dict:
+    """What differs between a shrunk ``model`` and a freshly built ``reference``: tensor shapes and attributes."""
+    ref_state = reference.state_dict()
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()
+              if k in ref_state and tuple(ref_state[k].shape) != tuple(v.shape)}
+    ref_mods = dict(reference.named_modules())
+    attrs = {}
+    for name, m in model.named_modules():
+        r = ref_mods.get(name)
+        diff = {a: _plain(getattr(m, a)) for a in _ATTRS if hasattr(m, a) and r is not None
+                and getattr(m, a) != getattr(r, a, None)}
+        if diff:
+            attrs[name] = diff
+    return {"shapes": shapes, "attributes": attrs}
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def apply_layout(model: nn.Module, spec: dict) -> nn.Module:
+    """Resize ``model`` (built from its registered spec) to a recorded :func:`layout` (in place)."""
+    for name, shape in spec.get("shapes", {}).items():
+        mod_name, _, attr = name.rpartition(".")
+        module = model.get_submodule(mod_name) if mod_name else model
+        old = getattr(module, attr)
+        new = torch.zeros(shape, dtype=old.dtype, device=old.device)
+        if isinstance(old, nn.Parameter):
+            setattr(module, attr, nn.Parameter(new, requires_grad=old.requires_grad))
+        else:
+            module.register_buffer(attr, new)
+    for name, attrs in spec.get("attributes", {}).items():
+        module = model.get_submodule(name) if name else model
+        for a, v in attrs.items():
+            setattr(module, a, tuple(v) if isinstance(v, list) else v)
+    return model
