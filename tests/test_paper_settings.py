@@ -1,0 +1,105 @@
+"""Issue 18's paper settings: AGWM's implicit hypergradient, weight averaging and α budget; HKT's gate log;
+poisoning with k total branches and the paper's ops; PAT's paper preset; ENAS's random-children spread."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from childnet import derive
+from childnet.methods.tune import weight_mixup as wm
+from childnet.methods.tune._mixup import AlphaStep, alpha_parameters, attach_mixup, weight_parameters
+from childnet.train import TrainConfig, TrainState
+
+
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body, self.head = nn.Linear(6, 5), nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.body(x)))
+
+
+def _mixed_problem():
+    torch.manual_seed(0)
+    pre = _Net().double()
+    model = copy.deepcopy(pre)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    mixers = attach_mixup(model, pre, seed=0)
+    with torch.no_grad():
+        for m in mixers.values():
+            m.a.copy_(0.3 + 0.6 * torch.rand_like(m.a))
+            m.b.copy_(0.3 + 0.6 * torch.rand_like(m.b))
+    x = torch.randn(40, 6, dtype=torch.float64)
+    y = torch.randint(0, 3, (40,))
+    return model, mixers, (x[:20], y[:20]), (x[20:], y[20:])
+
+
+def _hypergradient(kind: str, model, mixers, upper, lower) -> list[torch.Tensor]:
+    weights = weight_parameters(model, mixers)
+    hook = AlphaStep(mixers, upper, batch_size=len(upper[1]), weights=weights, hypergradient=kind, precondition=False)
+    hook.on_fit_start(TrainState(model, TrainConfig(), None, None, total_steps=10, steps_per_epoch=10))
+    hook.upper_gradient(model, lower=lower)
+    return [p.grad.clone() for p in alpha_parameters(mixers)]
+
+
+def test_implicit_term_changes_the_hypergradient_and_matches_the_exact_mixed_second_derivative():
+    model, mixers, upper, lower = _mixed_problem()
+    alphas, weights = alpha_parameters(mixers), weight_parameters(model, mixers)
+    before = [p.detach().clone() for p in weights]
+    direct = _hypergradient("direct", model, mixers, upper, lower)
+    full = _hypergradient("implicit", model, mixers, upper, lower)
+    assert all(torch.equal(p, b) for p, b in zip(weights, before))  # W restored exactly after the finite difference
+    # exact: direct − ∇_α [∇_W L_low(W, α) · v], v = ∇_W L_up(W, α) held constant
+    for p in alphas:
+        p.requires_grad_(True)
+    loss_up = nn.functional.cross_entropy(model(upper[0]), upper[1])
+    exact_direct = torch.autograd.grad(loss_up, alphas, retain_graph=True)
+    v = [g.detach() for g in torch.autograd.grad(loss_up, weights)]
+    g_low = torch.autograd.grad(nn.functional.cross_entropy(model(lower[0]), lower[1]), weights, create_graph=True)
+    hvp = torch.autograd.grad(sum((g * u).sum() for g, u in zip(g_low, v)), alphas)
+    for d, ed in zip(direct, exact_direct):
+        assert torch.allclose(d, ed, atol=1e-12)
+    implicit = [f - d for f, d in zip(full, direct)]
+    assert sum(float(i.norm()) for i in implicit) > 1e-3 * sum(float(d.norm()) for d in direct)
+    for i, h in zip(implicit, hvp):
+        assert torch.allclose(i, -h, rtol=1e-4, atol=1e-8)
+
+
+def test_average_weights_starts_the_final_run_from_the_mean_of_every_resplit(tiny_parent, digits_task, monkeypatch):
+    trained = []
+    real_fit = wm.fit
+
+    def spy(model, *args, **kwargs):
+        history = real_fit(model, *args, **kwargs)
+        trained.append({n: p.detach().clone() for n, p in model.named_parameters()})
+        return history
+
+    monkeypatch.setattr(wm, "fit", spy)
+    cfg = {"train": {"epochs": 0}, "blo": {"epochs": 0.5, "lr": 1e-2}, "n_resplits": 3, "average_weights": True,
+           "alpha_lr": 0.05}
+    child = derive("weight_mixup", tiny_parent, digits_task, cfg, seed=0)
+    assert len(trained) == 3
+    final = dict(child.model.named_parameters())
+    plain = [n for n in final if not n.endswith(".weight") or n.startswith("head.")]  # biases, norms and the head
+    assert plain
+    for name in plain:
+        mean = sum(t[name] for t in trained) / 3
+        assert torch.allclose(final[name], mean, atol=1e-6), name
+        assert not torch.allclose(final[name], trained[0][name], atol=1e-6) or name.startswith("norm")
+
+
+def test_alpha_lr_sum_sets_the_alpha_budget_and_the_lineage_records_where_alpha_ends(tiny_parent, digits_task):
+    cfg = {"train": {"epochs": 0}, "blo": {"epochs": 1, "lr": 1e-3}, "n_resplits": 1, "alpha_lr_sum": 0.3}
+    child = derive("weight_mixup", tiny_parent, digits_task, cfg, seed=0)
+    record = child.lineage.extra["resplits"][0]
+    assert record["alpha_lr_sum"] == pytest.approx(0.3, rel=1e-6)
+    assert record["alpha_steps"] > 0 and record["alpha_mean"] < 1.0 and record["alpha_min"] <= record["alpha_mean"]
+    assert record["hypergradient"] == "implicit"
+    assert record["history"][-1]["implicit_to_direct_norm"] > 0
