@@ -103,3 +103,54 @@ def test_alpha_lr_sum_sets_the_alpha_budget_and_the_lineage_records_where_alpha_
     assert record["alpha_steps"] > 0 and record["alpha_mean"] < 1.0 and record["alpha_min"] <= record["alpha_mean"]
     assert record["hypergradient"] == "implicit"
     assert record["history"][-1]["implicit_to_direct_norm"] > 0
+
+
+# -- search-space poisoning (Wu et al. 2021) ----------------------------------------------------------
+
+def test_paper_preset_counts_k_as_total_poison_branches_with_the_paper_ops():
+    from childnet.methods.search.ops import RelativeNoise
+    from childnet.methods.search.spaces import SpaceConfig, make_space
+
+    for k in (0, 6, 36, 120, 300):
+        space = make_space(SpaceConfig(layers=2, poison=["P6"], poison_copies=k, poison_preset="paper"))
+        assert len(space.op_choices) == 6 + k
+        branches = space.op_choices[6:]
+        assert sorted(set(branches)) == (sorted(space.poison_ops) if k else [])
+        if k:
+            counts = [branches.count(op) for op in set(branches)]
+            assert max(counts) - min(counts) <= 1
+    ours = make_space(SpaceConfig(layers=2, poison=["P6"], poison_copies=6))
+    assert len(ours.op_choices) == 6 + 6 * 6  # our per-op count is kept as the default
+    odd = make_space(SpaceConfig(layers=2, poison=["P4"], poison_copies=3, poison_count="total"))
+    assert odd.op_choices[6:] == ("tconv3x3", "tconv3x3", "tconv5x5")
+
+    cfg = SpaceConfig(layers=2, poison=["P6"], poison_copies=6, poison_preset="paper")
+    assert (cfg.noise_sigma, cfg.dropout_p, cfg.noise_detach, cfg.bare_tconv) == (10.0, 1.0, True, True)
+    assert SpaceConfig(poison_preset="paper", noise_sigma=2.0).noise_sigma == 2.0  # explicit fields win
+    net = make_space(cfg).build_supernet((1, 8, 8), 10)
+    modules = dict(net.named_modules())
+    tconv = next(m for n, m in modules.items() if n.endswith("ops.tconv3x3"))
+    assert isinstance(tconv, nn.ConvTranspose2d)  # bare: no ReLU, no BatchNorm
+    drop = next(m for n, m in modules.items() if n.endswith("ops.dropout"))
+    assert drop.p == 1.0
+    noise = next(m for n, m in modules.items() if n.endswith("ops.noise"))
+    assert isinstance(noise, RelativeNoise) and noise.sigma == 10.0 and noise.detach
+    x = torch.randn(4, 3, requires_grad=True)
+    noise.train()
+    torch.manual_seed(0)
+    noise(x).sum().backward()
+    assert torch.allclose(x.grad, torch.ones_like(x))  # the scale carries no gradient
+
+
+def test_enas_records_shared_weight_and_random_children_accuracies(tiny_parent, digits_task):
+    cfg = {"layers": 2, "channels": 4, "shared_train": {"epochs": 1}, "controller_steps": 2, "controller_batch": 2,
+           "reward_batch": 32, "derive_samples": 2, "retrain": {"epochs": 1}, "random_children": 4,
+           "poison": ["P6"], "poison_copies": 6, "poison_preset": "paper"}
+    child = derive("enas", tiny_parent, digits_task, cfg, seed=0)
+    search = child.lineage.extra["search"]
+    spread = search["random_children"]
+    assert spread["n"] == 4 and len(spread["val_accuracies"]) == 4
+    assert spread["min"] <= spread["mean"] <= spread["max"] and spread["std"] >= 0
+    assert 0 <= search["shared_weights_test_accuracy"] <= 1
+    assert search["op_choices"] == 12 and search["final_entropy"] is not None
+    assert all(e["entropy"] is not None for e in search["epochs"])
