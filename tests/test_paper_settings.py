@@ -154,3 +154,18 @@ def test_enas_records_shared_weight_and_random_children_accuracies(tiny_parent, 
     assert 0 <= search["shared_weights_test_accuracy"] <= 1
     assert search["op_choices"] == 12 and search["final_entropy"] is not None
     assert all(e["entropy"] is not None for e in search["epochs"])
+
+
+# -- HKT (Tchenko et al. 2025) ------------------------------------------------------------------------
+
+def test_hkt_logs_the_gate_per_epoch_and_same_width_pairs_use_identities(tiny_parent, digits_task):
+    cfg = {"child": {"name": "cnn", "width": 8, "depth": 1}, "train": {"epochs": 2, "lr": 0.01}}
+    child = derive("hkt", tiny_parent, digits_task, cfg, seed=0)
+    extra = child.lineage.extra
+    assert extra["transfer_identity"] == [True] and extra["back_projection_identity"] is True
+    gates = extra["gate_by_epoch"]
+    assert len(gates) == 2 and all(0 < g["ga_gate_mean"] < 1 and g["ga_gate_std"] >= 0 for g in gates)
+    static = derive("hkt", tiny_parent, digits_task, {**cfg, "train": {"epochs": 1, "lr": 0.01}, "mixture": "static",
+                                                      "w_fused": 0}, seed=0)
+    assert static.lineage.extra["gate_by_epoch"][0]["ga_gate_mean"] == pytest.approx(0.7)
+    assert static.lineage.extra["gate_by_epoch"][0]["ga_gate_std"] == pytest.approx(0.0, abs=1e-6)
