@@ -169,3 +169,24 @@ def test_hkt_logs_the_gate_per_epoch_and_same_width_pairs_use_identities(tiny_pa
                                                       "w_fused": 0}, seed=0)
     assert static.lineage.extra["gate_by_epoch"][0]["ga_gate_mean"] == pytest.approx(0.7)
     assert static.lineage.extra["gate_by_epoch"][0]["ga_gate_std"] == pytest.approx(0.0, abs=1e-6)
+
+
+# -- PAT (Whitaker & Whitley 2022) --------------------------------------------------------------------
+
+def test_pat_paper_preset_is_the_authors_one_cycle_and_explicit_fields_win():
+    from childnet.methods.ensemble.pat import PATConfig
+    from childnet.train import make_optimizer, make_scheduler
+
+    tune = PATConfig(preset="paper").tune
+    assert (tune.epochs, tune.batch_size, tune.nesterov, tune.pct_start, tune.div_factor) == (10, 128, True, 0.1, 100.0)
+    assert PATConfig(preset="paper", tune={"epochs": 3}).tune.epochs == 3
+    assert PATConfig(preset="paper", tune={"epochs": 3}).tune.nesterov is True
+    assert PATConfig().tune.pct_start == 0.3 and PATConfig().tune.nesterov is False  # the default is unchanged
+    opt = make_optimizer([nn.Parameter(torch.zeros(1))], tune)
+    sched = make_scheduler(opt, tune, 100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1 / 100) and max(range(100), key=lrs.__getitem__) == 10
