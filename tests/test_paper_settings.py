@@ -190,3 +190,25 @@ def test_pat_paper_preset_is_the_authors_one_cycle_and_explicit_fields_win():
         opt.step()
         sched.step()
     assert lrs[0] == pytest.approx(0.1 / 100) and max(range(100), key=lrs.__getitem__) == 10
+
+
+# -- calibration at matched accuracy -----------------------------------------------------------------
+
+def test_matched_accuracy_difference_removes_the_part_explained_by_accuracy():
+    from childnet.report.calibration import matched_accuracy_difference
+
+    rng = torch.Generator().manual_seed(0)
+    acc_a = 0.65 + 0.05 * torch.rand(6, generator=rng)  # A: less accurate ...
+    acc_b = 0.74 + 0.05 * torch.rand(6, generator=rng)
+    noise = 0.0002 * torch.randn(12, generator=rng)
+    # ... and its ECE is lower only because ECE rises with accuracy (slope 2) — plus a true offset of −0.01
+    a = {s: {"accuracy": float(acc_a[s]), "ece": float(2 * acc_a[s] - 0.01 + noise[s])} for s in range(6)}
+    b = {s: {"accuracy": float(acc_b[s]), "ece": float(2 * acc_b[s] + noise[6 + s])} for s in range(6)}
+    out = matched_accuracy_difference(a, b, "ece")
+    assert out["raw_difference"]["mean"] < -0.05  # raw: A looks far better calibrated
+    assert out["slope"] == pytest.approx(2.0, abs=0.1) and 0 < out["slope_se"] < 0.05
+    assert out["adjusted_difference"]["mean"] == pytest.approx(-0.01, abs=0.003)
+    assert out["adjusted_means"]["a"] - out["adjusted_means"]["b"] == pytest.approx(-0.01, abs=0.003)
+    assert out["overlap"] is False  # accuracy ranges do not overlap: the comparison extrapolates
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        matched_accuracy_difference({0: a[0]}, {0: b[0]})
