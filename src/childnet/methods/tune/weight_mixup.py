@@ -36,7 +36,7 @@ The returned child is plain: the parametrizations are removed and W̃ baked into
 
 Remaining differences from the official code: α is re-initialised for every re-split (below); the
 finite difference restores W exactly (Betty 0.2.0 leaves it shifted by −εv); the lower level clips at
-``blo.grad_clip`` (official: 5.0); ``alpha_lr_sum`` (when set) replaces the fixed α learning rate; the
+``blo.grad_clip`` (default 1.0; official: 5.0, set in the reproduction); ``alpha_lr_sum`` (when set) replaces the fixed α learning rate; the
 official final run also selects the best of the re-splits' validation scores for its report (not done).
 
 Choices of ours, documented: α is re-initialised for every re-split ("fresh" per METHODS.md; the
