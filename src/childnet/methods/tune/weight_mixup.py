@@ -23,10 +23,10 @@ Every Linear (and Conv) weight except the head's becomes W̃ = α ⊙ W + (1 −
    pretrained weights, or — ``average_weights: true``, the official script's ``--total_avg true`` —
    from the average of ALL the re-splits' parameters (W, biases, LayerNorm, head; α is averaged too).
 
-How far α moves depends on the sum of its learning rates over its steps: the official run (RTE,
-~2,000 upper-level steps per re-split at 2e-3 peak, cosine) sums to about 2; at CPU scale with a few
-hundred examples it is 50× smaller. ``alpha_lr_sum`` sets α's peak learning rate per re-split so that
-this sum is reached; the lineage records, per re-split, where α ends (mean, min) and the sum reached.
+How far α moves depends on the sum of its learning rates over its steps: the official RTE run (1,992
+lower examples, batch 16: 375 α steps per re-split at 2e-3 peak, 10 % warm-up then cosine) sums to about
+0.375; 300 examples give 45 steps, 8× less. ``alpha_lr_sum`` sets α's peak learning rate per re-split so
+that this sum is reached; the lineage records, per re-split, where α ends (mean, min), its steps and the sum.
 
 ``optimization: joint`` is the paper's "no BLO" ablation: W and α trained together on the whole
 training set, one loss, one phase (α still with its own AdamW and lr).
@@ -36,8 +36,8 @@ The returned child is plain: the parametrizations are removed and W̃ baked into
 
 Remaining differences from the official code: α is re-initialised for every re-split (below); the
 finite difference restores W exactly (Betty 0.2.0 leaves it shifted by −εv); the lower level clips at
-``blo.grad_clip`` (default 1.0; official: 5.0, set in the reproduction); ``alpha_lr_sum`` (when set) replaces the fixed α learning rate; the
-official final run also selects the best of the re-splits' validation scores for its report (not done).
+``blo.grad_clip`` (default 1.0; official: 5.0, set in the reproduction); ``alpha_lr_sum`` (when set)
+replaces the fixed α learning rate; BERT-large and its lr 2e-5 are the experiment's to choose.
 
 Choices of ours, documented: α is re-initialised for every re-split ("fresh" per METHODS.md; the
 official loop only reloads the BERT weights); the final run defaults to the same ``train`` recipe as
