@@ -61,7 +61,7 @@ from ._mixup import AlphaStep, alpha_mean, alpha_parameters, attach_mixup, bake_
 
 __all__ = ["WeightMixupConfig", "derive"]
 
-TINY = {"train": {"epochs": 1, "lr": 1e-3}, "blo": {"epochs": 0.5, "lr": 1e-3}, "n_resplits": 2}
+TINY = {"train": {"epochs": 1, "lr": 1e-3}, "blo": {"epochs": 0.25, "lr": 1e-3}, "n_resplits": 2}
 
 
 class WeightMixupConfig(TuneConfig):
