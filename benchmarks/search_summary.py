@@ -17,8 +17,13 @@ child-training compute" (ENAS paper: ~1000x cheaper than search without sharing)
   sampled child with the shared weights, per epoch; random search: each briefly trained child).
   Compute-to-target = child-training MACs until a search first reaches random search's best.
 
-poison-enas — child error (1 - test accuracy), the poison fraction of the ops sampled during the search
-and of the derived child, and the controller's entropy, per k, with a paired t-test against k = 0.
+poison-enas — child error (1 - test accuracy) after retraining the derived child from scratch AND with
+the shared weights (the derived child scored in the supernet, ``shared_weights_error``), the poison
+fraction of the ops sampled during the search and of the derived child, and the controller's entropy
+(first, last and every epoch), per k, with paired t-tests against k = 0.
+
+Both: when the search recorded it (``random_children``), the spread (std, max − min) of uniformly random
+children's validation accuracies with the shared weights — whether architectures of the space differ.
 """
 
 from __future__ import annotations
@@ -59,6 +64,11 @@ def unit_facts(run: Path, row: dict) -> dict:
         "op_frequencies_first_epoch": epochs[0]["op_frequencies"] if epochs else None,
         "op_frequencies_last_epoch": epochs[-1]["op_frequencies"] if epochs else None,
         "spec": extra["spec"],
+        "shared_weights_test_accuracy": search.get("shared_weights_test_accuracy"),
+        "random_children_std": (search.get("random_children") or {}).get("std"),
+        "random_children_range": ((search["random_children"]["max"] - search["random_children"]["min"])
+                                  if search.get("random_children") else None),
+        "entropy_by_epoch": [e["entropy"] for e in epochs],
     }
 
 
@@ -118,7 +128,8 @@ def enas_mnist(run: Path, exp: dict, facts: list[dict]) -> dict:
     seeds = len(macro["per_seed"])
     passed = seeds > 0 and macro["retrained_passed_seeds"] == seeds
     keys = ("test_accuracy", "params", "macs", "retrained_val_accuracy", "search_wall_time_s",
-            "unit_wall_time_s", "search_train_macs", "search_eval_macs")
+            "unit_wall_time_s", "search_train_macs", "search_eval_macs", "shared_weights_test_accuracy",
+            "random_children_std", "random_children_range")
     return {
         "name": "search_enas_mnist", "command": command(),
         "metric": "enas-macro search child-training MACs / random search's, passing a seed when the retrained "
@@ -130,7 +141,7 @@ def enas_mnist(run: Path, exp: dict, facts: list[dict]) -> dict:
                 "op_frequencies": {f"{f['label']}/seed{f['seed']}": {"first_epoch": f["op_frequencies_first_epoch"],
                                                                       "last_epoch": f["op_frequencies_last_epoch"]}
                                    for f in facts if f["op_frequencies_first_epoch"]},
-                "entropy": {f"{f['label']}/seed{f['seed']}": [f["entropy_first"], f["entropy_last"]]
+                "entropy": {f"{f['label']}/seed{f['seed']}": f["entropy_by_epoch"]
                             for f in facts if f["entropy_first"] is not None}},
     }
 
@@ -139,6 +150,8 @@ def poison_enas(run: Path, exp: dict, facts: list[dict]) -> dict:
     ref_setting = next(s for s in sorted({f["setting"] for f in facts}) if s.endswith("=0"))
     label = facts[0]["label"]
     ref = {f["seed"]: 1 - f["test_accuracy"] for f in facts if f["setting"] == ref_setting}
+    ref_shared = {f["seed"]: 1 - f["shared_weights_test_accuracy"] for f in facts
+                  if f["setting"] == ref_setting and f["shared_weights_test_accuracy"] is not None}
     settings = {}
     for sid in sorted({f["setting"] for f in facts}, key=lambda s: int(s.split("=")[1])):
         rows = sorted((f for f in facts if f["setting"] == sid), key=lambda f: f["seed"])
@@ -146,8 +159,18 @@ def poison_enas(run: Path, exp: dict, facts: list[dict]) -> dict:
         seeds = sorted(set(errors) & set(ref))
         entry = _stat([errors[s] for s in sorted(errors)])
         entry["p_value"] = None if sid == ref_setting else paired_t_test([errors[s] - ref[s] for s in seeds])
+        shared = {f["seed"]: 1 - f["shared_weights_test_accuracy"] for f in rows
+                  if f["shared_weights_test_accuracy"] is not None}
+        shared_seeds = sorted(set(shared) & set(ref_shared))
+        shared_entry = _stat([shared[s] for s in sorted(shared)])
+        shared_entry["p_value"] = (None if sid == ref_setting or not shared_seeds else
+                                   paired_t_test([shared[s] - ref_shared[s] for s in shared_seeds]))
         settings[sid] = {
             "methods": {label: entry},
+            "shared_weights_error": shared_entry,
+            "random_children_std": _stat([f["random_children_std"] for f in rows]),
+            "random_children_range": _stat([f["random_children_range"] for f in rows]),
+            "entropy_by_epoch": [f["entropy_by_epoch"] for f in rows],
             "poison_fraction": _stat([f["poison_fraction"] for f in rows]),
             "final_poison_fraction": _stat([f["final_poison_fraction"] for f in rows]),
             "entropy_first_epoch": _stat([f["entropy_first"] for f in rows]),
@@ -156,7 +179,8 @@ def poison_enas(run: Path, exp: dict, facts: list[dict]) -> dict:
             "params": _stat([f["params"] for f in rows]),
             "search_wall_time_s": _stat([f["search_wall_time_s"] for f in rows]),
         }
-    return {"name": "search_poison_enas", "command": command(), "task": exp["task"], "metric": "error",
+    return {"name": "search_poison_enas", "command": command(), "task": exp["task"],
+            "metric": "error (retrained from scratch; shared_weights_error: the derived child in the supernet)",
             "baseline": ref_setting, "p_value_note": "paired t-test of the error against k = 0, by seed",
             "settings": settings, "specs": {f"{f['setting']}/seed{f['seed']}": f["spec"] for f in facts}}
 

@@ -57,6 +57,8 @@ class TrainConfig(Config):
     warmup_frac: float = Field(0.0, ge=0, lt=1, description="linear warm-up as a fraction of steps (constant/cosine)")
     milestones: list[float] = Field([0.5, 0.75], description="multistep: fractions of training where LR × gamma")
     gamma: float = Field(0.1, gt=0, le=1, description="multistep decay factor")
+    pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of steps spent raising the LR (torch: 0.3)")
+    div_factor: float = Field(25.0, gt=0, description="onecycle: the LR starts at lr / div_factor (torch: 25)")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
     eval_every: int = Field(1, ge=0, description="validate every N epochs (0: only at the end)")
 
@@ -165,7 +167,8 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: in
     """Per-step LR schedule: constant / cosine / linear (with warm-up), one-cycle, multistep."""
     total = max(1, total_steps)
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total + 1)
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total + 1,
+                                                   pct_start=cfg.pct_start, div_factor=cfg.div_factor)
     warm = int(cfg.warmup_frac * total)
 
     def factor(step: int) -> float:

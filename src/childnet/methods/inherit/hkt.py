@@ -20,6 +20,9 @@ Choices where the paper is silent (config fields):
 - When child and parent feature sizes differ, ``parent_head(fused)`` needs the parent's size: a learned
   linear back-projection child → parent is trained with the child (identity when sizes match, as in the
   paper's ResNet-110 → ResNet-20 setting, both 64-d).
+- The gate a is logged per epoch (``ga_gate_mean`` / ``ga_gate_std`` in the history, ``gate_by_epoch``
+  in the lineage), so one can see whether the mixture leans on the parent (a → 1) or the child.
+- Ablation "parent-head term only": ``w_fused: 0`` keeps CE(child_head(q)) and CE(parent_head(fused)).
 - Intermediate (map) inheritance points are mixed in a second forward pass of the child in which each
   point's output is replaced by its fused map, so the inherited features flow through the rest of the child
   to its head; with only ``features`` (the default) a single pass suffices.
@@ -37,11 +40,12 @@ from torch import nn
 
 from ...features import FEATURES, capture, replace_outputs
 from ...registry import METHODS
+from ...train import Hook, TrainState
 from ..base import fit_on, make_child
 from ._common import InheritConfig, init_child, parent_outputs
 from .transfer import FeatureTransfer
 
-__all__ = ["HKTConfig", "GeneticAttention", "derive"]
+__all__ = ["HKTConfig", "GeneticAttention", "GateLog", "derive"]
 
 
 class HKTConfig(InheritConfig):
@@ -69,6 +73,7 @@ class GeneticAttention(nn.Module):
     def __init__(self, lam: float = 0.6, learnable: bool = False, mode: str = "dynamic", static_gate: float = 0.7):
         super().__init__()
         self.mode, self.static_gate = mode, static_gate
+        self.gate_sum, self.gate_sq, self.gate_n = 0.0, 0.0, 0  # running gate statistics (see GateLog)
         lam_t = torch.tensor(float(lam))
         self.lam = nn.Parameter(lam_t) if learnable else None
         if not learnable:
@@ -81,9 +86,31 @@ class GeneticAttention(nn.Module):
 
     def forward(self, q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         a = self.gate(q, v)
+        if torch.is_grad_enabled():
+            d = a.detach().double()
+            self.gate_sum += float(d.sum())
+            self.gate_sq += float((d * d).sum())
+            self.gate_n += d.numel()
         ga = a * v + (1 - a) * q
         lam = self.lam.clamp(0, 1) if self.lam is not None else self._lam
         return q + lam * (v - ga)
+
+
+class GateLog(Hook):
+    """Logs, per epoch, the mean and std of each Genetic Attention gate a over the epoch's training passes."""
+
+    def __init__(self, mixers: nn.ModuleList):
+        self.mixers = mixers
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        log = state.extra.setdefault("log", {})
+        for i, mx in enumerate(self.mixers):
+            suffix = "" if len(self.mixers) == 1 else f"_{i}"
+            if mx.gate_n:
+                mean = mx.gate_sum / mx.gate_n
+                log[f"ga_gate_mean{suffix}"] = mean
+                log[f"ga_gate_std{suffix}"] = max(0.0, mx.gate_sq / mx.gate_n - mean * mean) ** 0.5
+            mx.gate_sum, mx.gate_sq, mx.gate_n = 0.0, 0.0, 0
 
 
 def _shapes(model: nn.Module, layers: list[str], example) -> list[tuple]:
@@ -136,8 +163,10 @@ def derive(parent, task, cfg: HKTConfig, ctx):
         }
 
     params = list(model.parameters()) + list(extras.parameters())
-    history = fit_on(task, model, cfg.train, ctx, loss_fn=loss, params=params)
+    history = fit_on(task, model, cfg.train, ctx, loss_fn=loss, params=params, hooks=[GateLog(mixers)])
     lams = [float(mx.lam.detach().clamp(0, 1)) if mx.lam is not None else cfg.lam for mx in mixers]
     return make_child(model, "hkt", cfg, ctx, parent, task, history=history,
                       extra={"parent_layers": p_layers, "child_layers": c_layers, "lambda": lams,
-                             "transfer_identity": [t.is_identity for t in transfers]})
+                             "transfer_identity": [t.is_identity for t in transfers],
+                             "back_projection_identity": back.is_identity,
+                             "gate_by_epoch": [{k: r[k] for k in r if k.startswith("ga_gate")} for r in history]})

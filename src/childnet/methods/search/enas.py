@@ -11,7 +11,10 @@ children. The search alternates, per epoch (section 2.2):
    (ω fixed).
 
 Derivation: sample ``derive_samples`` children, keep the best on the validation split (shared
-weights), and retrain it from scratch. Search-space poisoning (Wu, Saxena, Jain, 2021, arXiv
+weights), and retrain it from scratch. The lineage reports the derived child's test accuracy with the
+shared weights (``search.shared_weights_test_accuracy``) next to the retrained child's own metrics,
+the controller's entropy per epoch, and (``random_children``) the spread of uniformly random children's
+validation accuracies with the shared weights. Search-space poisoning (Wu, Saxena, Jain, 2021, arXiv
 2106.14406) is configuration of the space: ``poison`` and ``poison_copies``.
 
 Choices: rewards are computed in eval mode (the P2/P3 poison ops act in training only, as the
@@ -49,6 +52,8 @@ class EnasConfig(SearchConfig):
     controller_batch: int = Field(10, ge=1, description="children per controller update (ENAS: 20 macro, 10 micro)")
     reward_batch: int = Field(128, ge=1, description="validation examples that score one child (one minibatch)")
     derive_samples: int = Field(10, ge=1, description="children sampled at the end; the best on validation is retrained")
+    random_children: int = Field(0, ge=0, description="after the search, score this many uniformly random children "
+                                 "on the validation split with the shared weights (their spread: do architectures differ?)")
 
     @field_validator("shared_train", mode="before")
     @classmethod
@@ -173,6 +178,9 @@ def derive(parent, task, cfg: EnasConfig, ctx):
     shared_history = fit(supernet, (task.x_train, task.y_train), cfg.shared_train, hooks=[search],
                          seed=ctx.seed, device=ctx.device, progress=ctx.progress)
     best, candidates = search.derive(cfg.derive_samples)
+    random_children = _random_children(search, cfg.random_children, ctx.seed) if cfg.random_children else None
+    supernet.set_arch(best)
+    shared_test = accuracy_of(supernet.eval(), task.x_test, task.y_test, device=ctx.device)
     search_seconds = time.perf_counter() - start
     ctx.log(f"enas: derived {best} (val accuracy with shared weights {max(c['val_accuracy'] for c in candidates):.4f})")
     start = time.perf_counter()
@@ -184,11 +192,27 @@ def derive(parent, task, cfg: EnasConfig, ctx):
             "epochs": search.trace, "candidates": candidates, "shared_history": shared_history,
             "poison_fraction": _mean([r["poison_fraction"] for r in search.trace]),
             "final_poison_fraction": space.poison_fraction(best),
+            "final_entropy": search.trace[-1]["entropy"] if search.trace else None,
+            "shared_weights_test_accuracy": shared_test, "random_children": random_children,
             "wall_time_s": search_seconds, "retrain_wall_time_s": time.perf_counter() - start,
         },
         "compute": {"search_" + k: v for k, v in search.meter.as_dict().items()} | retrain_cost,
     }
     return make_child(model, "enas", cfg, ctx, parent, task, history=history, extra=extra)
+
+
+def _random_children(search: EnasSearch, n: int, seed: int) -> dict:
+    """Validation accuracy (shared weights) of ``n`` children drawn uniformly from the space."""
+    gen = torch.Generator().manual_seed(int(seed) + 17)
+    space = search.space
+    search.supernet.eval()
+    specs = [space.decode([int(torch.randint(d.num_choices, (1,), generator=gen)) for d in space.decisions])
+             for _ in range(n)]
+    accs = [search.score(s) for s in specs]
+    mean = sum(accs) / n
+    std = (sum((a - mean) ** 2 for a in accs) / max(1, n - 1)) ** 0.5
+    return {"n": n, "mean": mean, "std": std, "min": min(accs), "max": max(accs), "val_accuracies": accs,
+            "poison_fraction": sum(map(space.poison_fraction, specs)) / n}
 
 
 def _mean(values: list[float]) -> float | None:

@@ -285,9 +285,11 @@ class _ChildConfig(Config):
     channels: int = Field(16, ge=1, le=4096, description="channels of every layer")
     noise_sigma: float = Field(2.0, gt=0, description="sigma of a P2 noise op")
     dropout_p: float = Field(0.9, ge=0, le=1, description="p of a P3 dropout op")
+    noise_detach: bool = Field(False, description="P2 noise scale computed on a detached input (paper's code)")
+    bare_tconv: bool = Field(False, description="P4 transposed convs without ReLU/BN (paper's code)")
 
     def op_options(self) -> OpOptions:
-        return OpOptions(self.channels, True, self.noise_sigma, self.dropout_p)
+        return OpOptions(self.channels, True, self.noise_sigma, self.dropout_p, self.noise_detach, self.bare_tconv)
 
 
 class MacroChildConfig(_ChildConfig):

@@ -14,6 +14,11 @@ Architecture Search"), grouped in the paper's poison sets:
     P3 ``dropout``: dropout with a large p (0.9 or 1.0), in training only; P4 ``tconv3x3`` and
     ``tconv5x5``: transposed convolutions; P5 ``stretched3x3``: a 3 x 3 convolution with padding 50 and
     dilation 50; P6: all of them.
+
+Two forms (``OpOptions``): ours wraps transposed convolutions as ReLU -> ConvTranspose -> BN and lets
+the noise scale |x| carry gradient; the paper's public code (the ``poison_preset: paper`` of the
+spaces) uses bare ``ConvTranspose2d`` (no ReLU, no BN, no bias) and a noise scale sigma * x computed on
+a detached x (``bare_tconv``, ``noise_detach``).
 """
 
 from __future__ import annotations
@@ -63,28 +68,36 @@ class OpOptions:
             likewise normalises with batch statistics when it scores children for the controller.
         noise_sigma: sigma of the P2 relative-noise op (the paper uses 2 or 10).
         dropout_p: p of the P3 dropout op (the paper uses 0.9 or 1.0).
+        noise_detach: the P2 noise scale is computed on a detached input (the paper's code).
+        bare_tconv: P4 transposed convolutions without ReLU / BatchNorm (the paper's code).
     """
 
     channels: int
     track_stats: bool = True
     noise_sigma: float = 2.0
     dropout_p: float = 0.9
+    noise_detach: bool = False
+    bare_tconv: bool = False
 
 
 class RelativeNoise(nn.Module):
-    """P2: ``x + sigma * |x| * N(0, 1)`` while training; the identity in eval mode."""
+    """P2: ``x + sigma * |x| * N(0, 1)`` while training; the identity in eval mode.
 
-    def __init__(self, sigma: float):
+    ``detach``: the scale ``sigma * |x|`` is a constant for the gradient (the paper's code).
+    """
+
+    def __init__(self, sigma: float, detach: bool = False):
         super().__init__()
-        self.sigma = float(sigma)
+        self.sigma, self.detach = float(sigma), bool(detach)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
-        return x + self.sigma * x.abs() * torch.randn_like(x)
+        scale = x.detach().abs() if self.detach else x.abs()
+        return x + self.sigma * scale * torch.randn_like(x)
 
     def extra_repr(self) -> str:
-        return f"sigma={self.sigma}"
+        return f"sigma={self.sigma}, detach={self.detach}"
 
 
 def _relu_conv_bn(conv: nn.Module, o: OpOptions) -> nn.Sequential:
@@ -106,7 +119,11 @@ def _sep(k: int) -> Callable[[OpOptions], nn.Module]:
 
 
 def _tconv(k: int) -> Callable[[OpOptions], nn.Module]:
-    return lambda o: _relu_conv_bn(nn.ConvTranspose2d(o.channels, o.channels, k, padding=k // 2, bias=False), o)
+    def build(o: OpOptions) -> nn.Module:
+        conv = nn.ConvTranspose2d(o.channels, o.channels, k, padding=k // 2, bias=False)
+        return conv if o.bare_tconv else _relu_conv_bn(conv, o)
+
+    return build
 
 
 def _stretched(o: OpOptions) -> nn.Module:
@@ -122,7 +139,7 @@ _BUILDERS: dict[str, Callable[[OpOptions], nn.Module]] = {
     "avgpool": lambda o: nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
     "maxpool": lambda o: nn.MaxPool2d(3, stride=1, padding=1),
     "identity": lambda o: nn.Identity(),
-    "noise": lambda o: RelativeNoise(o.noise_sigma),
+    "noise": lambda o: RelativeNoise(o.noise_sigma, o.noise_detach),
     "dropout": lambda o: nn.Dropout(o.dropout_p),
     "tconv3x3": _tconv(3),
     "tconv5x5": _tconv(5),

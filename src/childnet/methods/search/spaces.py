@@ -16,10 +16,17 @@ Spaces of Pham et al. (2018, arXiv 1802.03268):
   [0, 1], "ops": ["sep3x3", "identity"]}, ...], "reduce": [...]}``.
 
 **Poisoning** (Wu, Saxena, Jain, 2021, arXiv 2106.14406) is configuration of the space: ``poison``
-names poison sets P1-P6 and ``poison_copies`` (k) appends k copies of each of their ops to the op
-categorical — multiple-instance poisoning. Copies share their weights in the supernet (the paper's
-copies differ only as entries of the controller's categorical; sharing keeps the supernet's size
-independent of k — our choice).
+names poison sets P1-P6 and ``poison_copies`` (k) adds poison branches to the op categorical —
+multiple-instance poisoning. ``poison_count: per_op`` (ours) appends k copies of EACH poison op;
+``poison_count: total`` (the paper's code: its "P6 at 36" is 36 poison branches in all, 6 per op) makes
+k the total number of poison branches, split as evenly as possible over the distinct poison ops (the
+first k mod m ops get one more). Copies share their weights in the supernet, as in the paper's code
+(several categorical entries pick the same branch module).
+
+``poison_preset: paper`` sets the paper code's settings unless a field is given explicitly:
+``poison_count: total``, noise sigma 10 with a detached scale, dropout p 1.0 and bare transposed
+convolutions. Remaining difference from that code: our stretched convolution and the base ops keep our
+ReLU -> Conv -> BN ordering.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from torch import nn
 
 from ...config import Config, format_validation_error
@@ -36,9 +43,12 @@ from ...errors import ConfigError
 from .networks import MacroNet, MicroNet
 from .ops import KNOWN_OPS, MACRO_OPS, MICRO_OPS, POISON_SETS, OpOptions, check_op_name
 
-__all__ = ["Decision", "SpaceConfig", "SearchSpace", "MacroSpace", "MicroSpace", "SPACES", "make_space"]
+__all__ = ["Decision", "SpaceConfig", "SearchSpace", "MacroSpace", "MicroSpace", "SPACES", "make_space", "poison_branches"]
 
 PoisonSet = Literal["P1", "P2", "P3", "P4", "P5", "P6"]
+#: The settings of the poisoning paper's public code (``poison_preset: paper``).
+PAPER_POISON = {"poison_count": "total", "noise_sigma": 10.0, "noise_detach": True, "dropout_p": 1.0,
+                "bare_tconv": True}
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,20 @@ class SpaceConfig(Config):
                                "(multiple-instance poisoning; 0: no poison)")
     noise_sigma: float = Field(2.0, gt=0, description="sigma of the P2 relative-noise op (paper: 2 or 10)")
     dropout_p: float = Field(0.9, ge=0, le=1, description="p of the P3 dropout op (paper: 0.9 or 1.0)")
+    poison_count: Literal["per_op", "total"] = Field(
+        "per_op", description="k counts copies of each poison op (per_op) or all poison branches (total, paper code)")
+    noise_detach: bool = Field(False, description="P2 noise scale computed on a detached input (paper code)")
+    bare_tconv: bool = Field(False, description="P4 transposed convs without ReLU/BN (paper code)")
+    poison_preset: Literal["ours", "paper"] = Field(
+        "ours", description="paper: poison_count total, noise_sigma 10, noise_detach, dropout_p 1.0, bare_tconv "
+                            "(fields given explicitly win)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_poison_preset(cls, data):
+        if isinstance(data, dict) and data.get("poison_preset") == "paper":
+            data = {**PAPER_POISON, **data}
+        return data
 
     @field_validator("ops")
     @classmethod
@@ -90,6 +114,19 @@ class SpaceConfig(Config):
         return {k: getattr(self, k) for k in SpaceConfig.model_fields}
 
 
+def poison_branches(poison: Sequence[str], k: int, count: str = "per_op") -> tuple[str, ...]:
+    """The poison entries of the op categorical: k copies of each op (``per_op``), or k in all (``total``)."""
+    if count == "per_op" or not poison:
+        return tuple(poison) * k
+    m = len(poison)
+    return tuple(op for i, op in enumerate(poison) for _ in range(k // m + (i < k % m)))
+
+
+def _op_fields(c: SpaceConfig) -> dict:
+    return {"noise_sigma": c.noise_sigma, "dropout_p": c.dropout_p, "noise_detach": c.noise_detach,
+            "bare_tconv": c.bare_tconv}
+
+
 class SearchSpace:
     """Base of a search space: its decisions and the choices <-> spec <-> model maps."""
 
@@ -100,10 +137,11 @@ class SearchSpace:
         self.config = cfg
         self.base_ops = tuple(cfg.ops or self.default_ops)
         poison = tuple(dict.fromkeys(op for p in cfg.poison for op in POISON_SETS[p]))
-        #: The op categorical: the base ops, then k copies of every poison op.
-        self.op_choices = self.base_ops + poison * cfg.poison_copies
+        #: The op categorical: the base ops, then the poison branches (k per op, or k in all).
+        self.op_choices = self.base_ops + poison_branches(poison, cfg.poison_copies, cfg.poison_count)
         self.ops = tuple(dict.fromkeys(self.op_choices))  # distinct ops (one module each in the supernet)
-        self.poison_ops = frozenset(op for op in poison if op not in self.base_ops) if cfg.poison_copies else frozenset()
+        branches = set(self.op_choices[len(self.base_ops):])
+        self.poison_ops = frozenset(op for op in poison if op not in self.base_ops and op in branches)
         self.decisions: tuple[Decision, ...] = tuple(self._decisions())
 
     # -- to be defined by each space -------------------------------------------------------------
@@ -151,7 +189,7 @@ class SearchSpace:
 
     def op_options(self, track_stats: bool) -> OpOptions:
         c = self.config
-        return OpOptions(c.channels, track_stats, c.noise_sigma, c.dropout_p)
+        return OpOptions(c.channels, track_stats, c.noise_sigma, c.dropout_p, c.noise_detach, c.bare_tconv)
 
     def poison_fraction(self, spec: dict) -> float:
         """Fraction of the spec's op slots that hold a poison op."""
@@ -214,7 +252,7 @@ class MacroSpace(SearchSpace):
         c = self.config
         return {"name": "enas_macro", "channels": channels or c.channels,
                 "layers": [{"op": layer["op"], "skips": list(layer.get("skips", []))} for layer in spec["layers"]],
-                "noise_sigma": c.noise_sigma, "dropout_p": c.dropout_p}
+                **_op_fields(c)}
 
     def build_supernet(self, input_shape: tuple, num_classes: int) -> nn.Module:
         layer_ops = [list(self.ops)] * self.config.layers
@@ -275,7 +313,7 @@ class MicroSpace(SearchSpace):
         c = self.config
         copy = {cell: [{"inputs": list(n["inputs"]), "ops": list(n["ops"])} for n in spec[cell]] for cell in self.cells}
         return {"name": "enas_micro", "channels": channels or c.channels, "cells": c.layers, **copy,
-                "noise_sigma": c.noise_sigma, "dropout_p": c.dropout_p}
+                **_op_fields(c)}
 
     def build_supernet(self, input_shape: tuple, num_classes: int) -> nn.Module:
         ops = list(self.ops)

@@ -9,19 +9,35 @@ Every Linear (and Conv) weight except the head's becomes W̃ = α ⊙ W + (1 −
 
 1. Split the training set 80 / 20 (``upper_fraction``) at random. From fresh pretrained weights and a
    fresh α, train W on the 80 % split with α fixed (lower level, ``blo`` run: 3 epochs in the official
-   script) and, after every lower step, α on the 20 % split (upper level, AdamW lr 2e-3, cosine) with a
-   first-order one-step unrolled hypergradient (:class:`._mixup.AlphaStep`).
+   script) and, after every lower step, α on the 20 % split (upper level, AdamW lr 2e-3, cosine). α's
+   hypergradient (``hypergradient``, :class:`._mixup.AlphaStep`) is by default the one the official
+   code's engine computes (Betty 0.2.0, ``type="darts"``, ``first_order=True``): the direct gradient
+   ∇_α L_up(W, α) PLUS DARTS's implicit finite-difference term −∇²_{αW} L_low · v, v = ∇_W L_up,
+   with Betty's Adam preconditioning of v (``darts_precondition``); ``hypergradient: direct`` keeps
+   only the direct term (W held fixed). (An earlier docstring called the direct term alone what the
+   official code configures; it is not: ``first_order=True`` only drops the second-order unrolled
+   graph, the finite-difference term stays.)
 2. Repeat on ``n_resplits`` (5) re-splits and average the α factors a and b (the official code's
    average; α of the average stays rank-1).
-3. Fine-tune W on the whole training set from fresh pretrained weights with the averaged α frozen
-   (``train`` run). ``average_weights: true`` starts it instead from the average of the re-splits' W,
-   as the official script does with ``--total_avg true``.
+3. Fine-tune W on the whole training set with the averaged α frozen (``train`` run), from fresh
+   pretrained weights, or — ``average_weights: true``, the official script's ``--total_avg true`` —
+   from the average of ALL the re-splits' parameters (W, biases, LayerNorm, head; α is averaged too).
+
+How far α moves depends on the sum of its learning rates over its steps: the official RTE run (1,992
+lower examples, batch 16: 375 α steps per re-split at 2e-3 peak, 10 % warm-up then cosine) sums to about
+0.375; 300 examples give 45 steps, 8× less. ``alpha_lr_sum`` sets α's peak learning rate per re-split so
+that this sum is reached; the lineage records, per re-split, where α ends (mean, min), its steps and the sum.
 
 ``optimization: joint`` is the paper's "no BLO" ablation: W and α trained together on the whole
 training set, one loss, one phase (α still with its own AdamW and lr).
 
 The returned child is plain: the parametrizations are removed and W̃ baked into the weights; the
 α factors are kept in ``child.masks`` (``<layer>.alpha_a`` / ``.alpha_b``) and summarised in the lineage.
+
+Remaining differences from the official code: α is re-initialised for every re-split (below); the
+finite difference restores W exactly (Betty 0.2.0 leaves it shifted by −εv); the lower level clips at
+``blo.grad_clip`` (default 1.0; official: 5.0, set in the reproduction); ``alpha_lr_sum`` (when set)
+replaces the fixed α learning rate; BERT-large and its lr 2e-5 are the experiment's to choose.
 
 Choices of ours, documented: α is re-initialised for every re-split ("fresh" per METHODS.md; the
 official loop only reloads the BERT weights); the final run defaults to the same ``train`` recipe as
@@ -45,7 +61,7 @@ from ._mixup import AlphaStep, alpha_mean, alpha_parameters, attach_mixup, bake_
 
 __all__ = ["WeightMixupConfig", "derive"]
 
-TINY = {"train": {"epochs": 1, "lr": 1e-3}, "blo": {"epochs": 0.5, "lr": 1e-3}, "n_resplits": 2}
+TINY = {"train": {"epochs": 1, "lr": 1e-3}, "blo": {"epochs": 0.25, "lr": 1e-3}, "n_resplits": 2}
 
 
 class WeightMixupConfig(TuneConfig):
@@ -62,7 +78,15 @@ class WeightMixupConfig(TuneConfig):
     alpha_weight_decay: float = Field(0.0, ge=0, description="weight decay of α (official script: 0)")
     alpha_warmup_frac: float = Field(0.1, ge=0, lt=1, description="warm-up of α's learning rate")
     alpha_init_std: float = Field(0.005, ge=0, description="a, b ~ N(1, std²) at initialisation")
-    average_weights: bool = Field(False, description="start the final run from the re-splits' mean W (official --total_avg)")
+    average_weights: bool = Field(False, description="start the final run from the mean of ALL the re-splits' "
+                                  "parameters (official --total_avg true; the paper reproduction sets it)")
+    hypergradient: Literal["implicit", "direct"] = Field(
+        "implicit", description="α's gradient: direct + DARTS implicit finite-difference term (Betty, official "
+                                "code) or the direct term only")
+    darts_r: float = Field(0.01, gt=0, description="R of the finite difference: ε = R / ‖v‖ (Betty darts_alpha)")
+    darts_precondition: bool = Field(True, description="divide v by the lower Adam's RMS (Betty darts_preconditioned)")
+    alpha_lr_sum: float | None = Field(None, gt=0, description="if set, α's peak lr per re-split is chosen so that "
+                                       "the sum of its per-step learning rates equals this (alpha_lr ignored)")
 
 
 def _resplit(n: int, upper_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,9 +95,11 @@ def _resplit(n: int, upper_fraction: float, seed: int) -> tuple[torch.Tensor, to
     return perm[n_upper:].sort().values, perm[:n_upper].sort().values
 
 
-def _alpha_step(mixers, cfg: WeightMixupConfig, upper, seed: int) -> AlphaStep:
+def _alpha_step(mixers, cfg: WeightMixupConfig, upper, seed: int, weights=None) -> AlphaStep:
     return AlphaStep(mixers, upper, lr=cfg.alpha_lr, weight_decay=cfg.alpha_weight_decay,
-                     warmup_frac=cfg.alpha_warmup_frac, batch_size=cfg.blo.batch_size, seed=seed)
+                     warmup_frac=cfg.alpha_warmup_frac, batch_size=cfg.blo.batch_size, seed=seed, weights=weights,
+                     hypergradient=cfg.hypergradient, darts_r=cfg.darts_r, precondition=cfg.darts_precondition,
+                     lr_sum=cfg.alpha_lr_sum)
 
 
 def _factors(mixers) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -91,9 +117,10 @@ def _search_alpha(parent, task, cfg: WeightMixupConfig, ctx) -> tuple[dict, dict
         lower, upper = _resplit(num_examples(x), cfg.upper_fraction, seed)
         model, _ = prepare_model(parent, task, cfg, ctx)
         mixers = attach_mixup(model, parent.model, form=cfg.form, init_std=cfg.alpha_init_std, seed=seed)
-        hook = _alpha_step(mixers, cfg, (take(x, upper), y[upper]), seed)
+        weights = weight_parameters(model, mixers)
+        hook = _alpha_step(mixers, cfg, (take(x, upper), y[upper]), seed, weights)
         history = fit(model, (take(x, lower), y[lower]), cfg.blo, hooks=[hook, *extra_hooks(ctx)],
-                      params=weight_parameters(model, mixers), seed=seed, device=ctx.device, progress=ctx.progress)
+                      params=weights, seed=seed, device=ctx.device, progress=ctx.progress)
         for name, (a, b) in _factors(mixers).items():
             sa, sb = sums.get(name, (0.0, 0.0))
             sums[name] = (sa + a / cfg.n_resplits, sb + b / cfg.n_resplits)
@@ -103,7 +130,9 @@ def _search_alpha(parent, task, cfg: WeightMixupConfig, ctx) -> tuple[dict, dict
                 if id(p) not in alpha_ids:
                     weight_sums[name] = weight_sums.get(name, 0.0) + p.detach() / cfg.n_resplits
         records.append({"resplit": r, "lower": len(lower), "upper": len(upper), "alpha_mean": alpha_mean(mixers),
-                        "history": history})
+                        "alpha_min": min((float(m.alpha().detach().min()) for m in mixers.values()), default=None),
+                        "alpha_steps": hook.steps, "alpha_lr_sum": hook.lr_total,
+                        "alpha_peak_lr": hook.config.lr, "hypergradient": cfg.hypergradient, "history": history})
     return sums, (weight_sums or None), records
 
 
