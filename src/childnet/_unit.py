@@ -56,7 +56,7 @@ def run_unit(payload: dict) -> dict:
     from .evaluate import evaluate
     from .evaluate.device import device_config_from
     from .methods.base import Context
-    from .registry import METHODS
+    from .select import derive_selected
 
     cfg = parse_experiment(payload["experiment"])
     setting = Setting(**payload["setting"])
@@ -70,7 +70,7 @@ def run_unit(payload: dict) -> dict:
         parent = _unit_parent(payload, cfg, task_json)
         mcfg = cfg.method_config(spec, setting)
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
-        child = METHODS.get(spec.name).fn(parent, task, mcfg, ctx)
+        child = derive_selected(spec.name, spec.select, parent, task, mcfg, ctx, metric=cfg.metric)
         evaluate(child, task, device=payload["device"], latency=cfg.evaluate.latency,
                  repeats=cfg.evaluate.repeats, device_model=device_config_from(cfg.evaluate))
         child_dir = rf.child_dir(payload["out"], setting.id, spec.label, payload["seed"])

@@ -261,7 +261,8 @@ def _check_executor(executor: str, address: str | None, retries: int) -> None:
 def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str, parent: dict) -> dict:
     setting = next(s for s in cfg.settings() if s.id == unit.setting)
     raw = cfg.model_dump(exclude={"source"})
-    raw["methods"] = [{"name": m["name"], "label": m["label"], **m["options"]} for m in raw["methods"]]
+    raw["methods"] = [{"name": m["name"], "label": m["label"], **m["options"],
+                       **({"select": m["select"]} if m.get("select") else {})} for m in raw["methods"]]
     method = next(m.name for m in cfg.methods if m.label == unit.label)
     return {"experiment": raw, "setting": setting.model_dump(), "label": unit.label, "method": method,
             "seed": unit.seed, "key": unit.key, "out": str(out), "device": device, "parent": parent}
