@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test install install-text-corpora clean
+.PHONY: demo test install install-text-corpora reproduce clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,14 @@ install-text-corpora: install
 
 demo: install
 	$(VENV)/bin/childnet run experiments/demo.yaml --out runs/demo
+
+# Every reproduction (experiments/*.yaml whose "# Run:" line is benchmarks/reproduce.py) from an empty parent
+# cache, then docs/results.md's tables from the JSON. CPU hours: see each experiment's opening comment.
+# Resumes when run again with the same REPRO_ROOT; a new REPRO_ROOT reruns everything from scratch.
+REPRO_ROOT ?= runs/reproduce
+WORKERS    ?= 1
+reproduce: install-text-corpora
+	$(PY) benchmarks/reproduce.py --all --root $(REPRO_ROOT) --workers $(WORKERS)
 
 test: install
 	$(VENV)/bin/ruff check src tests benchmarks
