@@ -93,3 +93,21 @@ def test_bad_select_blocks_are_one_sentence_each_before_training(tmp_path):
         mine = " ".join(line for line in lines if f"methods[{i}](m{i}).select" in line)
         for needle in needles:
             assert needle in mine, (i, needle, mine)
+
+
+def test_a_diverging_candidate_loses_and_only_all_diverging_fails_the_unit(digits_task, tiny_parent):
+    from childnet.errors import TrainingDiverged
+    from childnet.methods.base import Context
+    from childnet.registry import METHODS
+    from childnet.select import derive_selected
+
+    cfg = METHODS.get("scratch").config(child={"name": "cnn", "width": 4, "depth": 2},
+                                        train={"epochs": 1, "optimizer": "sgd", "schedule": "constant"})
+    grid = {"strategy": "grid", "params": {"train.lr": [1e30, 0.01]}}
+    child = derive_selected("scratch", grid, tiny_parent, digits_task, cfg, Context(seed=0))
+    first, second = child.lineage.extra["select"]["candidates"]
+    assert first["val"] is None and "diverged" in first["error"] and second["val"] is not None
+    assert child.lineage.extra["select"]["pick"] == 1 and child.lineage.config["train"]["lr"] == 0.01
+    with pytest.raises(TrainingDiverged):
+        derive_selected("scratch", {"strategy": "grid", "params": {"train.lr": [1e30]}}, tiny_parent, digits_task,
+                        cfg, Context(seed=0))

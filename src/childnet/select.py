@@ -25,6 +25,8 @@ Choices made here (documented, not from a paper):
   fields whose name is one of the block's own keys (``strategy``, ``trials``, ``sampler``, ``params``).
 - **Not hyper-parameters.** A field holding a model spec (``child``, ``member``) is refused: picking an
   architecture is the search family's job, and the report compares children of a fixed cost.
+- **Divergence.** A candidate whose loss diverges (a learning rate too high) loses and is listed with
+  its error; the unit fails only when every candidate diverges.
 - **Resume grain.** Selection happens inside one unit, so resume, worker processes and Ray work unchanged;
   a unit killed half-way retrains all its candidates (nothing is cached between candidates).
 - **Validation.** Every task has a validation split (carved deterministically from train by
@@ -44,7 +46,7 @@ import math
 from typing import Any
 
 from ._base import _config_classes
-from .errors import ChildnetError
+from .errors import ChildnetError, TrainingDiverged
 from .registry import METHODS
 
 __all__ = ["MAX_CANDIDATES", "STRATEGIES", "SAMPLERS", "check_select", "candidate_count", "derive_selected",
@@ -298,11 +300,17 @@ def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *,
         return fn(parent, task, cfg, ctx)
     higher = higher_is_better(metric)
     tried: list[dict] = []
-    best, best_score = None, None
+    best, best_score, diverged = None, None, None
 
     def train(assignment: dict) -> float:
-        nonlocal best, best_score
-        child = fn(parent, task, _apply(cfg, assignment), ctx)
+        nonlocal best, best_score, diverged
+        try:
+            child = fn(parent, task, _apply(cfg, assignment), ctx)
+        except TrainingDiverged as err:  # e.g. a learning rate too high: that candidate loses, the unit goes on
+            diverged = err
+            tried.append({"values": assignment, "val": None, "error": f"diverged: {err}"})
+            ctx.log(f"select {method}: candidate {len(tried)} {assignment} diverged")
+            return math.nan
         score = validation_score(child, task, metric, device=ctx.device)
         samples = [r.get("samples") for r in child.lineage.history if isinstance(r, dict)]
         tried.append({"values": assignment, "val": score,
@@ -328,6 +336,8 @@ def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *,
     else:
         for values in _grid(select["params"]):
             train(values)
+    if best is None and diverged is not None and all(t["val"] is None for t in tried):
+        raise diverged
     if best is None:
         raise ChildnetError(f"select {method}: no candidate has a finite validation {metric} "
                             f"({len(tried)} tried)")
