@@ -38,3 +38,20 @@ def test_a_changed_number_makes_the_page_stale(tmp_path, monkeypatch):
     monkeypatch.setattr(results_doc, "RESULTS", tmp_path)
     text = results_doc.DOC.read_text(encoding="utf-8")
     assert results_doc.render(text) != text
+
+
+def test_reproductions_are_the_experiments_run_by_reproduce_py_and_start_from_an_empty_cache(tmp_path):
+    import pytest
+
+    import reproduce
+
+    names = [p.stem for p in reproduce.reproductions()]
+    assert "demo" not in names and {"ssa-mnist", "tune-minilm-rt", "hkt-mnist"} <= set(names)
+    assert set(reproduce.FOLLOW_UPS) <= set(names)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "parents").mkdir()
+    with pytest.raises(SystemExit, match="not empty"):
+        reproduce._fresh_cache(used)
+    reproduce._fresh_cache(tmp_path / "new")  # absent: created and marked, so a rerun resumes with it
+    reproduce._fresh_cache(tmp_path / "new")
