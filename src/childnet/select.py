@@ -21,7 +21,8 @@ Choices made here (documented, not from a paper):
   (``train.lr``), or a bare name, looked up in the method's main run (``train``, or ``tune`` in the prune
   family: ``lr`` → ``train.lr``), else in the one nested block that has it (two or more: the error lists
   them). Several comma-separated paths (``"train.lr,blo.lr"``: AGWM's final and bi-level runs) take the
-  same value together. ``params:`` holds
+  same value together. A candidate for a whole block (``train: [{lr: 1.0e-4, epochs: 3}, ...]``) changes
+  only the options it names. ``params:`` holds
   fields whose name is one of the block's own keys (``strategy``, ``trials``, ``sampler``, ``params``).
 - **Not hyper-parameters.** A field holding a model spec (``child``, ``member``) is refused: picking an
   architecture is the search family's job, and the report compares children of a fixed cost.
@@ -131,6 +132,8 @@ def _set_path(options: dict, path: str, value: Any) -> dict:
     if rest:
         inner = out.get(head)
         out[head] = _set_path(inner if isinstance(inner, dict) else {}, rest, value)
+    elif isinstance(value, dict) and isinstance(out.get(head), dict):
+        out[head] = {**out[head], **value}  # a partial block changes only the options it names
     else:
         out[head] = value
     return out
