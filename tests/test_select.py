@@ -31,6 +31,7 @@ def test_grid_and_optuna_pick_on_validation_and_report_the_pick(tmp_path):
     from childnet.select import validation_score
 
     exp, out = write(tmp_path, TINY), tmp_path / "run"
+    assert "= 3 units (5 child trainings with the select candidates)" in cli("validate", exp, check=0).stdout
     cli("run", exp, "--out", out, "--workers", "0", "--quiet", check=0)
     rows = {r["label"]: r for r in ok_units(out)}
     assert all(r["status"] == "ok" for r in rows.values())
