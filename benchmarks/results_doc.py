@@ -88,6 +88,21 @@ def results_table(name: str) -> str:
     return "\n".join(lines + ["", NOTE.format(src=f"{name}.json") + f" Command: `{data['command']}`."])
 
 
+def poison_table() -> str:
+    """Search-space poisoning per k (``search_poison_enas.json``, written by benchmarks/search_summary.py)."""
+    d = _load("search_poison_enas")
+    lines = ["| k | poison fraction of sampled ops | poison fraction of derived child (per seed) | policy entropy, "
+             "first → last epoch | child error % (per seed) | p vs k = 0 |", "|---|---|---|---|---|---|"]
+    for sid, s in d["settings"].items():
+        e = s["methods"]["enas-macro"]
+        per_seed = ", ".join(f"{v * 100:.1f}" for v in e["values"])
+        lines.append(f"| {sid.split('=')[-1]} | {s['poison_fraction']['mean']:.3f} | "
+                     f"{', '.join(f'{v:.2f}' for v in s['final_poison_fraction']['values'])} | "
+                     f"{s['entropy_first_epoch']['mean']:.2f} → {s['entropy_last_epoch']['mean']:.2f} | "
+                     f"{e['mean'] * 100:.1f} ± {e['std'] * 100:.1f} ({per_seed}) | {_p(e['p_value'])} |")
+    return "\n".join(lines + ["", NOTE.format(src="search_poison_enas.json") + f" Command: `{d['command']}`."])
+
+
 def speed_table() -> str:
     """Every benchmark JSON with a single value and a target."""
     lines = ["| result file | what | value | target | passed |", "|---|---|---|---|---|"]
@@ -263,7 +278,7 @@ def claims_table() -> str:
 
 
 def sections() -> dict[str, str]:
-    out = {"claims": claims_table(), "speed": speed_table()}
+    out = {"claims": claims_table(), "speed": speed_table(), "poison": poison_table()}
     for path in sorted(RESULTS.glob("*.json")):
         if "settings" in json.loads(path.read_text(encoding="utf-8")) and path.stem != "search_poison_enas":
             out[f"results:{path.stem}"] = results_table(path.stem)
