@@ -103,6 +103,26 @@ def poison_table() -> str:
     return "\n".join(lines + ["", NOTE.format(src="search_poison_enas.json") + f" Command: `{d['command']}`."])
 
 
+def ensembles_table() -> str:
+    """The ensemble reproduction with its cost columns (``ensembles-mnist.json``): the parent, then each ensemble."""
+    d = _load("ensembles-mnist")
+    methods = d["settings"]["default"]["methods"]
+    ref = methods[d["baseline"]]["total_train_macs"]
+    pm = d["parent"]["metrics"]
+    parent_macs = next(iter(methods.values()))["parent_train_macs"]
+    lines = ["| ensemble | test accuracy % | p | NLL | ECE | members' accuracy % | training GMACs (× "
+             f"{d['baseline']}) | non-zero params |", "|---|---|---|---|---|---|---|---|",
+             f"| parent alone | {pm['accuracy'] * 100:.2f} | | {pm['nll']:.3f} | {pm['ece']:.3f} | | "
+             f"{parent_macs / 1e9:.1f} ({parent_macs / ref:.2f}) | {pm['params']:,} |"]
+    for label, e in methods.items():
+        name = f"{label} (baseline)" if label == d["baseline"] else label
+        lines.append(f"| {name} | {e['mean'] * 100:.2f} ± {e['std'] * 100:.2f} | {_p(e['p_value']) if e['p_value'] else ''}"
+                     f" | {e['nll']:.3f} | {e['ece']:.3f} | {e['member_accuracy_mean'] * 100:.2f} | "
+                     f"{e['total_train_macs'] / 1e9:.1f} ({e['total_train_macs'] / ref:.2f}) | "
+                     f"{e['nonzero_params']:,.0f} |")
+    return "\n".join(lines + ["", NOTE.format(src="ensembles-mnist.json") + f" Command: `{d['command']}`."])
+
+
 def speed_table() -> str:
     """Every benchmark JSON with a single value and a target."""
     lines = ["| result file | what | value | target | passed |", "|---|---|---|---|---|"]
@@ -277,10 +297,15 @@ def claims_table() -> str:
 # ------------------------------------------------------------------ the document
 
 
+#: Results with a table of their own above (not the generic one).
+OWN_TABLES = ("search_poison_enas", "ensembles-mnist")
+
+
 def sections() -> dict[str, str]:
-    out = {"claims": claims_table(), "speed": speed_table(), "poison": poison_table()}
+    out = {"claims": claims_table(), "speed": speed_table(), "poison": poison_table(),
+           "ensembles": ensembles_table()}
     for path in sorted(RESULTS.glob("*.json")):
-        if "settings" in json.loads(path.read_text(encoding="utf-8")) and path.stem != "search_poison_enas":
+        if "settings" in json.loads(path.read_text(encoding="utf-8")) and path.stem not in OWN_TABLES:
             out[f"results:{path.stem}"] = results_table(path.stem)
     return out
 
