@@ -123,6 +123,40 @@ def ensembles_table() -> str:
     return "\n".join(lines + ["", NOTE.format(src="ensembles-mnist.json") + f" Command: `{d['command']}`."])
 
 
+def enas_tables() -> tuple[str, str]:
+    """ENAS against random search (``search_enas_mnist.json`` with the p-values of ``enas-mnist.json``):
+    the per-method table and the per-seed compute-to-target check."""
+    d, run = _load("search_enas_mnist"), _load("enas-mnist")
+    raw, methods = d["raw"], run["settings"]["default"]["methods"]
+    order = [raw["baseline"]] + [m for m in raw["per_method"] if m != raw["baseline"]]
+    lines = ["| method | test accuracy | p vs random | params | MACs / example | search: child-training MACs | "
+             "search: scoring MACs | search wall time |", "|---|---|---|---|---|---|---|---|"]
+    for m in order:
+        e = raw["per_method"][m]
+        g = e["search_train_macs"]
+        lines.append(f"| {m} | {e['test_accuracy']['mean']:.4f} ± {e['test_accuracy']['std']:.4f} | "
+                     f"{_p(methods.get(m, {}).get('p_value'))} | {e['params']['mean']:,.0f} | "
+                     f"{e['macs']['mean'] / 1e6:.2f} M | {g['mean'] / 1e9:.1f} G ± {g['std'] / 1e9:.1f} G | "
+                     f"{e['search_eval_macs']['mean'] / 1e9:.0f} G | {e['search_wall_time_s']['mean']:.0f} ± "
+                     f"{e['search_wall_time_s']['std']:.0f} s |")
+    main = "\n".join(lines + ["", NOTE.format(src="search_enas_mnist.json") + f" Command: `{d['command']}`."])
+    ctt = raw["compute_to_target"]
+    spaces = list(ctt)
+    head = "| seed | " + " | ".join(f"{m} / random child-training MACs | val acc of retrained child: {m} / random"
+                                    for m in spaces) + " |"
+    lines = [head, "|---|" + "---|---|" * len(spaces)]
+    for i, first in enumerate(ctt[spaces[0]]["per_seed"]):
+        cells = []
+        for m in spaces:
+            r = ctt[m]["per_seed"][i]
+            mark = "✓" if r["retrained_passed"] else ("(ratio > 0.2)" if r["retrained_val_accuracy"] >=
+                                                      r["random_retrained_val_accuracy"] else "✗")
+            cells += [f"{r['compute_ratio']:.3f}",
+                      f"{r['retrained_val_accuracy']:.4f} / {r['random_retrained_val_accuracy']:.4f} {mark}"]
+        lines.append(f"| {first['seed']} | " + " | ".join(cells) + " |")
+    return main, "\n".join(lines + ["", NOTE.format(src="search_enas_mnist.json")])
+
+
 def speed_table() -> str:
     """Every benchmark JSON with a single value and a target."""
     lines = ["| result file | what | value | target | passed |", "|---|---|---|---|---|"]
@@ -298,12 +332,13 @@ def claims_table() -> str:
 
 
 #: Results with a table of their own above (not the generic one).
-OWN_TABLES = ("search_poison_enas", "ensembles-mnist")
+OWN_TABLES = ("search_poison_enas", "ensembles-mnist", "enas-mnist")
 
 
 def sections() -> dict[str, str]:
     out = {"claims": claims_table(), "speed": speed_table(), "poison": poison_table(),
            "ensembles": ensembles_table()}
+    out["enas"], out["enas-seeds"] = enas_tables()
     for path in sorted(RESULTS.glob("*.json")):
         if "settings" in json.loads(path.read_text(encoding="utf-8")) and path.stem not in OWN_TABLES:
             out[f"results:{path.stem}"] = results_table(path.stem)
