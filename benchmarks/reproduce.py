@@ -83,7 +83,7 @@ def _fresh_cache(cache: Path) -> None:
     (cache / CACHE_MARK).write_text("parent cache of benchmarks/reproduce.py --all\n")
 
 
-def run_all(root: Path, cache: Path, workers: int | None, only: list[str] | None) -> int:
+def run_all(root: Path, cache: Path, workers: int | None, only: list[str] | None, invocation: str) -> int:
     _fresh_cache(cache)
     os.environ["CHILDNET_CACHE"] = str(cache)  # read by childnet when it looks a parent up
     todo = [p for p in reproductions() if not only or p.stem in only]
@@ -94,7 +94,7 @@ def run_all(root: Path, cache: Path, workers: int | None, only: list[str] | None
     failed = []
     for path in todo:
         out = root / path.stem
-        cmd = f"python benchmarks/reproduce.py --all --only {path.stem}  (= {run_command(path)}, parent cache empty)"
+        cmd = f"{invocation}  (this part: {path.relative_to(ROOT)}, from an empty parent cache)"
         print(f"== {path.relative_to(ROOT)} -> {out}", flush=True)
         try:
             code = run_one(path, out, workers, None, cmd)
@@ -129,12 +129,12 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    command = "python benchmarks/reproduce.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     if args.all:
         only = [s for s in args.only.split(",") if s] if args.only else None
-        return run_all(args.root, args.cache or args.root / "parent-cache", args.workers, only)
+        return run_all(args.root, args.cache or args.root / "parent-cache", args.workers, only, command)
     if args.experiment is None:
         ap.error("name an experiment file, or --all")
-    command = "python benchmarks/reproduce.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     return run_one(args.experiment, args.out, args.workers, args.name, command)
 
 
