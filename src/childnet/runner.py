@@ -280,12 +280,13 @@ def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str, parent: 
              method_configs: dict[tuple[str, str], dict | None]) -> dict:
     """One unit as plain data: the validated configs it needs, nothing it would have to re-parse."""
     setting = next(s for s in cfg.settings() if s.id == unit.setting)
-    method = next(m.name for m in cfg.methods if m.label == unit.label)
+    spec = next(m for m in cfg.methods if m.label == unit.label)
+    method = spec.name
     return {"key": unit.key, "setting": setting.model_dump(), "label": unit.label, "method": method,
             "seed": unit.seed, "out": str(out), "device": device, "parent": parent,
             "task": cfg.task_for(setting), "parent_config": cfg.parent.model_dump(mode="json"),
             "method_config": method_configs[unit.setting, unit.label],
-            "evaluate": cfg.evaluate.model_dump(mode="json")}
+            "evaluate": cfg.evaluate.model_dump(mode="json"), "select": spec.select, "metric": cfg.metric}
 
 
 def execute(payloads: list[dict], record: Callable[[dict], None], *, workers: int) -> None:

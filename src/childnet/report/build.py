@@ -69,6 +69,15 @@ def _overview(summary: dict) -> list[Block]:
     ]
     if summary["sweep"]:
         items.append(("sweep", ", ".join(f"{k} ∈ {v}" for k, v in summary["sweep"].items())))
+    selected = summary.get("select") or {}
+    if selected:
+        labels = list(next(iter(summary["settings"].values()))["methods"]) if summary["settings"] else list(selected)
+        items.append(("candidates per seed", ", ".join(
+            f"{label} {selected[label]['candidates'] if label in selected else 1}" for label in labels)))
+    for label, sel in selected.items():
+        fields = "; ".join(f"{k} ∈ {v}" for k, v in sel["fields"].items())
+        items.append((f"selection of {label}", f"{sel['candidates']} candidates per seed ({sel['strategy']}: "
+                      f"{fields}), picked by validation {summary['metric']}; the test metric is the pick's"))
     blocks: list[Block] = [Heading(summary["name"], 1), Paragraph(f"Run folder: {summary['run_dir']}"),
                            Heading("Task and parent"), Bullets(items)]
     if summary["skipped_lines"]:

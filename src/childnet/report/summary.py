@@ -15,7 +15,7 @@ from ._runfolder import RunFolder, label_order, load_run_folder, settings_with_o
 from .stats import MIN_WILCOXON_PAIRS, mean_std, paired_differences, paired_t_test, wilcoxon_signed_rank
 
 __all__ = ["HIGHER_IS_BETTER", "FAMILY_BASELINES", "degenerate_reason", "summarize", "summarize_run",
-           "export_results", "train_compute"]
+           "export_results", "selection_summary", "train_compute"]
 
 #: Direction of each primary metric (``ExperimentConfig.metric``).
 HIGHER_IS_BETTER = {"accuracy": True, "nll": False, "ece": False}
@@ -183,13 +183,36 @@ def _warnings(setting_id: str, parent: dict | None, methods: dict[str, dict], un
 
 
 def train_compute(unit: dict, run_path: Path | None = None) -> float | None:
-    """Training compute of one child in forward MACs × training examples, search included.
+    """Training compute of one child in forward MACs × training examples, search and selection included.
 
     From what the methods record: an ensemble's ledger (``train_macs`` counts 3 × forward MACs per
     example for the backward pass: divided by 3 here), a searched child's ``extra.compute`` in its
     child.json (search training and scoring forwards, plus retraining), else the child's MACs × the
-    examples its fit history saw. ``None`` when none of these is recorded.
+    examples its fit history saw. ``None`` when none of these is recorded. A child picked among
+    candidates (:mod:`childnet.select`) counts every candidate: the pick's compute × the candidates'
+    training examples / the pick's (× their number when the examples are not recorded).
     """
+    value = _one_child_compute(unit, run_path)
+    n = (unit.get("metrics") or {}).get("select_candidates")
+    if value is None or not _finite_number(n):
+        return value
+    return value * _selection_factor(unit, run_path, int(n))
+
+
+def _selection_factor(unit: dict, run_path: Path | None, n: int) -> float:
+    try:
+        card = json.loads((run_path / unit["child_dir"] / "child.json").read_text())
+        sel = card["extra"]["select"]
+        samples = [c["train_samples"] for c in sel["candidates"]]
+        pick = samples[sel["pick"]]
+        if all(isinstance(x, int) for x in samples) and pick > 0:
+            return sum(samples) / pick
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        pass
+    return float(n)
+
+
+def _one_child_compute(unit: dict, run_path: Path | None) -> float | None:
     metrics = unit.get("metrics") or {}
     if _finite_number(metrics.get("train_macs")) and "train_samples" in metrics:
         return float(metrics["train_macs"]) / 3
@@ -280,7 +303,25 @@ def summarize_run(run: RunFolder) -> dict[str, Any]:
         "failures": failures,
         "n_units": len(run.units),
         "skipped_lines": run.skipped_lines,
+        "select": selection_summary(exp),
     }
+
+
+def selection_summary(experiment: dict) -> dict[str, dict]:
+    """Per method label with a ``select`` block: its strategy, fields and candidates per seed (childnet.select)."""
+    out = {}
+    for m in experiment.get("methods", []):
+        block = m.get("select") if isinstance(m, dict) else None
+        if not isinstance(block, dict) or not isinstance(block.get("params"), dict):
+            continue
+        params = block["params"]
+        if block.get("strategy") == "optuna":
+            n = block.get("trials")
+        else:
+            n = math.prod(len(v) if isinstance(v, list) else 1 for v in params.values())
+        out[str(m.get("label", m.get("name")))] = {"strategy": block.get("strategy", "grid"), "candidates": n,
+                                                   "fields": params}
+    return out
 
 
 def summarize(run_dir: str | Path) -> dict[str, Any]:
@@ -339,4 +380,5 @@ def export_results(run_dir: str | Path, name: str, command: str) -> dict[str, An
         "parent": summary["parent"],
         "sweep_field": summary["sweep_field"],
         "settings": settings,
+        **({"select": summary["select"]} if summary["select"] else {}),
     }

@@ -1,0 +1,355 @@
+"""Per-method hyper-parameter selection on validation: the ``select:`` block of an experiment's method entry.
+
+::
+
+    methods:
+      - {name: child_tuning_f, select: {lr: [1.0e-4, 2.0e-4, 4.0e-4]}}            # a grid (the default)
+      - {name: ssa, select: {t0: [0.25, 0.5, 1.0], anneal_frac: [0.25, 0.5]}}       # 6 candidates
+      - {name: vanilla, select: {strategy: optuna, trials: 8, sampler: tpe,
+                                 lr: {low: 1.0e-5, high: 1.0e-3, log: true}}}         # Optuna (extra: optuna)
+
+For each seed, the unit trains every candidate with that seed, scores each on the task's **validation**
+split with the experiment's metric (:func:`validation_score`), keeps the best (ties: the first candidate)
+and only that child is evaluated on test and saved — the test split never takes part in the choice. This
+is the protocol of the papers the tune reproductions compare (each method at its own tuned learning rate;
+Xu et al. 2021, Child-Tuning, §4; Somayajula et al. 2024), and it gives every method the same budget: the
+same candidates and seeds.
+
+Choices made here (documented, not from a paper):
+
+- **Field names.** A key is a field of the method's config (``t0``), a dotted path into a nested block
+  (``train.lr``), or a bare name, looked up in the method's main run (``train``, or ``tune`` in the prune
+  family: ``lr`` → ``train.lr``), else in the one nested block that has it (two or more: the error lists
+  them). Several comma-separated paths (``"train.lr,blo.lr"``: AGWM's final and bi-level runs) take the
+  same value together. A candidate for a whole block (``train: [{lr: 1.0e-4, epochs: 3}, ...]``) changes
+  only the options it names. ``params:`` holds
+  fields whose name is one of the block's own keys (``strategy``, ``trials``, ``sampler``, ``params``).
+- **Not hyper-parameters.** A field holding a model spec (``child``, ``member``) is refused: picking an
+  architecture is the search family's job, and the report compares children of a fixed cost.
+- **Divergence.** A candidate whose loss diverges (a learning rate too high) loses and is listed with
+  its error; the unit fails only when every candidate diverges.
+- **Resume grain.** Selection happens inside one unit, so resume, worker processes and Ray work unchanged;
+  a unit killed half-way retrains all its candidates (nothing is cached between candidates).
+- **Validation.** Every task has a validation split (carved deterministically from train by
+  ``task.split_seed`` and ``task.val_fraction`` where the data have none; the ranking tasks hold out each
+  user's second-to-last item). A method that uses the validation split itself (the search family's
+  rewards) is scored on that same split.
+
+The lineage card of the pick records ``extra.select``: the strategy, metric, every candidate's values and
+validation score, and the pick; its ``metrics`` gain ``select_candidates``, ``select_val_<metric>`` and
+each numeric picked value as ``select_<field>``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+from ._base import _config_classes
+from .errors import ChildnetError, TrainingDiverged
+from .registry import METHODS
+
+__all__ = ["MAX_CANDIDATES", "STRATEGIES", "SAMPLERS", "check_select", "candidate_count", "derive_selected",
+           "validation_score", "higher_is_better"]
+
+STRATEGIES = ("grid", "optuna")
+#: Optuna samplers a ``select`` block may name (``sampler:``); tpe is Optuna's default.
+SAMPLERS = ("tpe", "random", "qmc")
+#: Blocks holding a method's main training run, where a bare name (``lr``) is looked up first.
+MAIN_RUNS = ("train", "tune")
+#: Most candidates (grid points or trials) one unit may train.
+MAX_CANDIDATES = 256
+_KEYS = ("strategy", "trials", "sampler", "params")
+_RANGE_KEYS = ("low", "high", "log", "step")
+#: Metrics where lower is better (every other metric — accuracy, hr@k, ndcg@k — is higher-is-better).
+_LOWER_IS_BETTER = ("nll", "ece")
+
+
+def higher_is_better(metric: str) -> bool:
+    """Direction of a selection metric: accuracy, hr@k and ndcg@k up; nll and ece down."""
+    return metric not in _LOWER_IS_BETTER
+
+
+# ------------------------------------------------------------------ validation of the block
+
+
+def _fields_text(cls) -> str:
+    names = []
+    for name, info in cls.model_fields.items():
+        nested = _config_classes(info.annotation)
+        names.append(name)
+        names += [f"{name}.{sub}" for c in nested for sub in c.model_fields]
+    return ", ".join(names)
+
+
+def _is_model_spec(info) -> bool:
+    import typing
+
+    from ._base import ModelSpec
+
+    check = typing.get_args(ModelSpec)[1]  # the registry validator pydantic moves into the field's metadata
+    return any(m is check for m in info.metadata) or ModelSpec in typing.get_args(info.annotation)
+
+
+def _resolve(cls, key: str, method: str) -> tuple[list[str] | None, str | None]:
+    """``key`` → canonical dotted paths, or an error message."""
+    paths = []
+    for part in key.split(","):
+        part = part.strip()
+        names = part.split(".")
+        if len(names) == 1 and names[0] not in cls.model_fields:
+            hits = [f"{f}.{names[0]}" for f, info in cls.model_fields.items()
+                    for c in _config_classes(info.annotation) if names[0] in c.model_fields]
+            hits = sorted(set(hits))
+            main = [h for run in MAIN_RUNS for h in hits if h == f"{run}.{names[0]}"]
+            hits = main[:1] or hits
+            if len(hits) > 1:
+                return None, (f"'{part}' is ambiguous for {method}: write one of {', '.join(hits)} (or several "
+                              f"joined by commas, \"{','.join(hits)}\", to tie them)")
+            if hits:
+                names = hits[0].split(".")
+        current, walked = cls, []
+        for name in names:
+            fields = current.model_fields if current is not None else {}
+            if name not in fields:
+                return None, (f"{method} has no field '{'.'.join(walked + [name])}' to select over "
+                              f"(fields: {_fields_text(cls)})")
+            info = fields[name]
+            if _is_model_spec(info):
+                return None, (f"'{'.'.join(walked + [name])}' is a model spec, not a hyper-parameter: select "
+                              "picks training settings; use a search method to pick architectures")
+            walked.append(name)
+            nested = _config_classes(info.annotation)
+            current = nested[0] if nested else None
+        paths.append(".".join(walked))
+    return paths, None
+
+
+def _set_path(options: dict, path: str, value: Any) -> dict:
+    out = dict(options)
+    head, _, rest = path.partition(".")
+    if rest:
+        inner = out.get(head)
+        out[head] = _set_path(inner if isinstance(inner, dict) else {}, rest, value)
+    elif isinstance(value, dict) and isinstance(out.get(head), dict):
+        out[head] = {**out[head], **value}  # a partial block changes only the options it names
+    else:
+        out[head] = value
+    return out
+
+
+def _is_range(v: Any) -> bool:
+    return isinstance(v, dict) and "low" in v and "high" in v and set(v) <= set(_RANGE_KEYS)
+
+
+def _value_problem(values: Any, strategy: str) -> str | None:
+    if isinstance(values, list):
+        return None if values else "an empty list has no candidate; give at least one value"
+    if _is_range(values):
+        if strategy != "optuna":
+            return "a range {low, high} needs strategy: optuna (a grid takes a list of values)"
+        lo, hi = values["low"], values["high"]
+        numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (lo, hi))
+        if not numbers or lo > hi:
+            return "a range needs numbers low <= high"
+        if values.get("log") and lo <= 0:
+            return "a log range needs low > 0"
+        return None
+    return ("expected a non-empty list of values" + (" or a range {low, high[, log, step]}"
+                                                    if strategy == "optuna" else ""))
+
+
+def candidate_count(select: dict) -> int:
+    """How many candidates a validated block trains per seed (grid points, or Optuna trials)."""
+    if select.get("strategy") == "optuna":
+        return int(select["trials"])
+    return math.prod(len(v) for v in select["params"].values())
+
+
+def check_select(raw: Any, method: str, base: dict, where: str, problems: list[str]) -> dict | None:
+    """Validate a ``select`` block of method ``method`` (options ``base``); append one sentence per problem.
+
+    Returns the canonical block ``{strategy, trials?, sampler?, params: {"train.lr": [...], ...}}`` or None.
+    """
+    from ._base import entry_problems
+
+    if not isinstance(raw, dict) or not raw:
+        problems.append(f"{where}: expected a mapping {{field: [values], ...}} of {method}'s hyper-parameters "
+                        f"(got {raw!r})")
+        return None
+    strategy = raw.get("strategy", "grid")
+    if strategy not in STRATEGIES:
+        problems.append(f"{where}.strategy: '{strategy}' is not a strategy (accepted: {', '.join(STRATEGIES)})")
+        return None
+    out: dict[str, Any] = {"strategy": strategy}
+    n0 = len(problems)
+    if strategy == "optuna":
+        trials, sampler = raw.get("trials"), raw.get("sampler", "tpe")
+        if not isinstance(trials, int) or isinstance(trials, bool) or not 1 <= trials <= MAX_CANDIDATES:
+            problems.append(f"{where}.trials: expected an integer 1 … {MAX_CANDIDATES} for strategy optuna "
+                            f"(got {trials!r})")
+        if sampler not in SAMPLERS:
+            problems.append(f"{where}.sampler: '{sampler}' is not a sampler (accepted: {', '.join(SAMPLERS)})")
+        out.update(trials=trials, sampler=sampler)
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            problems.append(f"{where}.strategy: optuna needs the optional package 'optuna', which is not installed "
+                            "(install it with: pip install 'childnet[optuna]')")
+    else:
+        for k in ("trials", "sampler"):
+            if k in raw:
+                problems.append(f"{where}.{k}: only strategy optuna takes '{k}' (a grid trains every combination)")
+    params = {k: v for k, v in raw.items() if k not in _KEYS}
+    extra = raw.get("params", {})
+    if not isinstance(extra, dict):
+        problems.append(f"{where}.params: expected a mapping {{field: [values]}} (got {extra!r})")
+        extra = {}
+    params.update(extra)
+    cls = METHODS.get(method).config
+    if not params or cls is None:
+        problems.append(f"{where}: names no field to select over; {method} has the fields "
+                        f"{_fields_text(cls) if cls else '(none)'}")
+        return None
+    canonical: dict[str, Any] = {}
+    for key, values in params.items():
+        paths, err = _resolve(cls, str(key), method)
+        if err is None:
+            err = _value_problem(values, strategy)
+        if err is not None:
+            problems.append(f"{where}.{key}: {err} (got {values!r})")
+            continue
+        checks = values if isinstance(values, list) else [values["low"], values["high"]]
+        for value in checks:  # every value must make a valid config of this method
+            opts = base
+            for p in paths:
+                opts = _set_path(opts, p, value)
+            _, found = entry_problems(METHODS, {"name": method, **opts})
+            if found:
+                problems.extend(f"{where}.{key}: {msg}" + ("" if "(got " in msg else f" (got {value!r})")
+                                for _, msg in found)
+                break
+        canonical[",".join(paths)] = values
+    out["params"] = canonical
+    if len(problems) == n0 and strategy == "grid" and candidate_count(out) > MAX_CANDIDATES:
+        problems.append(f"{where}: the grid has {candidate_count(out)} candidates, more than {MAX_CANDIDATES}; "
+                        "use strategy: optuna with trials, or fewer values")
+    return out if len(problems) == n0 else None
+
+
+# ------------------------------------------------------------------ selection inside a unit
+
+
+def validation_score(child, task, metric: str, *, device: str = "cpu") -> float:
+    """The ``metric`` of ``child`` (a Child or a model) on ``task``'s validation split — the one number
+    a choice between children may use (also for pipelines that pick across units)."""
+    from .evaluate import classification_metrics, predict_proba, predict_scores, ranking_metrics
+    from .evaluate.ranking import RANKING_KS
+    from .tasks.base import num_examples
+
+    model = getattr(child, "model", child)
+    x, y = task.split("val")
+    if num_examples(x) == 0:
+        raise ChildnetError(f"task '{task.name}' has no validation examples to select on; raise task.val_fraction")
+    if task.kind == "ranking":
+        ks = tuple(k for k in RANKING_KS if k <= task.num_classes)
+        metrics = ranking_metrics(predict_scores(model, x, device=device), y, ks=ks)
+    else:
+        metrics = classification_metrics(predict_proba(model, x, device=device), y)
+    if metric not in metrics:
+        raise ChildnetError(f"the validation metric '{metric}' is not available for task '{task.name}' "
+                            f"(available: {', '.join(sorted(metrics))})")
+    return float(metrics[metric])
+
+
+def _apply(cfg, assignment: dict[str, Any]):
+    """The method config ``cfg`` with ``{"train.lr,blo.lr": value, ...}`` set (validated again)."""
+    options = cfg.model_dump()
+    for key, value in assignment.items():
+        for path in key.split(","):
+            options = _set_path(options, path, value)
+    return type(cfg)(**options)
+
+
+def _grid(params: dict) -> list[dict]:
+    keys = list(params)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(params[k] for k in keys))]
+
+
+def _optuna_suggest(trial, key: str, space: Any) -> Any:
+    if isinstance(space, list):
+        plain = all(v is None or isinstance(v, (bool, int, float, str)) for v in space)
+        return trial.suggest_categorical(key, space) if plain else space[trial.suggest_categorical(
+            key, list(range(len(space))))]
+    lo, hi = space["low"], space["high"]
+    if all(isinstance(v, int) for v in (lo, hi)) and not isinstance(space.get("step"), float):
+        return trial.suggest_int(key, lo, hi, step=space.get("step") or 1, log=bool(space.get("log")))
+    return trial.suggest_float(key, float(lo), float(hi), log=bool(space.get("log")), step=space.get("step"))
+
+
+def _sampler(name: str, seed: int):
+    import optuna
+
+    return {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+            "qmc": optuna.samplers.QMCSampler}[name](seed=seed)
+
+
+def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *, metric: str = "accuracy"):
+    """Derive one child of ``method``: directly without ``select``; else train every candidate with the
+    unit's seed and return the one with the best validation ``metric`` (its lineage lists them all)."""
+    fn = METHODS.get(method).fn
+    if not select:
+        return fn(parent, task, cfg, ctx)
+    higher = higher_is_better(metric)
+    tried: list[dict] = []
+    best, best_score, diverged = None, None, None
+
+    def train(assignment: dict) -> float:
+        nonlocal best, best_score, diverged
+        try:
+            child = fn(parent, task, _apply(cfg, assignment), ctx)
+        except TrainingDiverged as err:  # e.g. a learning rate too high: that candidate loses, the unit goes on
+            diverged = err
+            tried.append({"values": assignment, "val": None, "error": f"diverged: {err}"})
+            ctx.log(f"select {method}: candidate {len(tried)} {assignment} diverged")
+            return math.nan
+        score = validation_score(child, task, metric, device=ctx.device)
+        samples = [r.get("samples") for r in child.lineage.history if isinstance(r, dict)]
+        tried.append({"values": assignment, "val": score,
+                      "train_samples": sum(samples) if samples and all(isinstance(x, int) for x in samples) else None})
+        ok = math.isfinite(score)
+        if ok and (best_score is None or (score > best_score if higher else score < best_score)):
+            best, best_score = child, score
+        ctx.log(f"select {method}: candidate {len(tried)} {assignment} → validation {metric} {score:.4f}")
+        return score
+
+    if select["strategy"] == "optuna":
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction="maximize" if higher else "minimize",
+                                    sampler=_sampler(select.get("sampler", "tpe"), ctx.seed))
+        for _ in range(select["trials"]):
+            trial = study.ask()
+            values = {k: _optuna_suggest(trial, k, space) for k, space in select["params"].items()}
+            score = train(values)
+            study.tell(trial, score if math.isfinite(score) else None,
+                       state=None if math.isfinite(score) else optuna.trial.TrialState.FAIL)
+    else:
+        for values in _grid(select["params"]):
+            train(values)
+    if best is None and diverged is not None and all(t["val"] is None for t in tried):
+        raise diverged
+    if best is None:
+        raise ChildnetError(f"select {method}: no candidate has a finite validation {metric} "
+                            f"({len(tried)} tried)")
+    pick = next(i for i, t in enumerate(tried) if t["val"] == best_score)
+    best.lineage.extra["select"] = {"strategy": select["strategy"], "metric": metric, "split": "val",
+                                    "candidates": tried, "pick": pick, "picked": tried[pick]["values"]}
+    best.lineage.metrics["select_candidates"] = len(tried)
+    best.lineage.metrics[f"select_val_{metric}"] = best_score
+    for key, value in tried[pick]["values"].items():  # numeric picks, so the report can average them
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            best.lineage.metrics[f"select_{key}"] = value
+    return best

@@ -1,0 +1,114 @@
+"""Per-method ``select:`` blocks through the real CLI: candidates per seed, picked on validation, bad blocks refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from test_cli import cli, ok_units, user_error, write
+
+TINY = {
+    "name": "tiny-select",
+    "task": {"name": "digits", "n_train": 300},
+    "parent": {"model": {"name": "cnn", "width": 8, "depth": 2}, "train": {"epochs": 1, "lr": 0.01}},
+    "defaults": {"child": {"name": "cnn", "width": 4, "depth": 2}, "train": {"epochs": 1, "lr": 0.01}},
+    "methods": ["scratch",
+                {"name": "scratch", "label": "scratch-grid", "select": {"lr": [0.002, 0.05]}},
+                {"name": "scratch", "label": "scratch-optuna",
+                 "select": {"strategy": "optuna", "trials": 2, "sampler": "random", "params": {
+                     "train.weight_decay": {"low": 0.0, "high": 0.01}}}}],
+    "baseline": "scratch",
+    "seeds": 1,
+    "evaluate": {"latency": False, "device": False},
+}
+
+
+def test_grid_and_optuna_pick_on_validation_and_report_the_pick(tmp_path):
+    pytest.importorskip("optuna")
+    from childnet import Child, load_task
+    from childnet.select import validation_score
+
+    exp, out = write(tmp_path, TINY), tmp_path / "run"
+    assert "= 3 units (5 child trainings with the select candidates)" in cli("validate", exp, check=0).stdout
+    cli("run", exp, "--out", out, "--workers", "0", "--quiet", check=0)
+    rows = {r["label"]: r for r in ok_units(out)}
+    assert all(r["status"] == "ok" for r in rows.values())
+    task = load_task(TINY["task"])
+    for label, field, n in (("scratch-grid", "train.lr", 2), ("scratch-optuna", "train.weight_decay", 2)):
+        card = json.loads((out / rows[label]["child_dir"] / "child.json").read_text())
+        sel = card["extra"]["select"]
+        vals = [c["val"] for c in sel["candidates"]]
+        assert len(vals) == n and sel["split"] == "val" and sel["metric"] == "accuracy"
+        assert sel["pick"] == vals.index(max(vals))  # the best validation score; ties: the first
+        picked = sel["candidates"][sel["pick"]]["values"][field]
+        config = card["config"]
+        for part in field.split("."):
+            config = config[part]
+        assert config == picked  # the card's config is the pick's
+        assert rows[label]["metrics"]["select_candidates"] == n
+        # the saved child is the pick: its validation score is the one the choice used
+        child = Child.load(out / rows[label]["child_dir"])
+        assert validation_score(child, task, "accuracy") == pytest.approx(max(vals), abs=1e-6)
+    grid = json.loads((out / rows["scratch-grid"]["child_dir"] / "child.json").read_text())
+    assert [c["values"]["train.lr"] for c in grid["extra"]["select"]["candidates"]] == [0.002, 0.05]
+    # a method without select: no selection on its card, no select key in the run folder's experiment
+    plain = json.loads((out / rows["scratch"]["child_dir"] / "child.json").read_text())
+    assert "select" not in plain["extra"] and "select_candidates" not in rows["scratch"]["metrics"]
+    experiment = json.loads((out / "experiment.json").read_text())
+    assert "select" not in experiment["methods"][0] and experiment["methods"][1]["select"]["params"]
+    report = (out / "report.md").read_text()
+    assert "candidates per seed:** scratch 1, scratch-grid 2, scratch-optuna 2" in report
+    # selection's training compute counts every candidate: twice one scratch child's here
+    from childnet.report import summarize
+
+    means = summarize(out)["settings"]["default"]["methods"]
+    assert means["scratch-grid"]["metrics"]["train_compute"] == pytest.approx(
+        2 * means["scratch"]["metrics"]["train_compute"])
+
+
+#: Bad blocks, each with what its one sentence must name; one `childnet validate` reports them all at once.
+BAD = [
+    ({"lrr": [0.1]}, ["scratch has no field 'lrr'", "train.lr"]),
+    ({"lr": []}, ["empty list"]),
+    ({"lr": 0.1}, ["expected a non-empty list of values (got 0.1)"]),
+    ({"lr": [-1.0]}, ["greater than 0", "-1.0"]),
+    ({"child": [{"name": "cnn"}]}, ["model spec, not a hyper-parameter"]),
+    ({"strategy": "bayes", "lr": [0.1]}, ["'bayes' is not a strategy (accepted: grid, optuna)"]),
+    ({"lr": {"low": 0.001, "high": 0.1}}, ["needs strategy: optuna"]),
+    ({"strategy": "optuna", "trials": 0, "lr": [0.1]}, ["trials: expected an integer", "(got 0)",
+                                                        "pip install 'childnet[optuna]'"]),
+]
+
+
+def test_bad_select_blocks_are_one_sentence_each_before_training(tmp_path):
+    methods = [{"name": "scratch", "label": f"m{i}", "select": select} for i, (select, _) in enumerate(BAD)]
+    raw = dict(TINY, methods=methods, baseline=None)
+    code = ("import sys; sys.modules['optuna'] = None; from childnet.cli import main; "  # optuna not installed
+            f"main(['validate', {str(write(tmp_path, raw))!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    user_error(proc, f"({len(BAD) + 1} problems)")
+    lines = proc.stderr.splitlines()
+    for i, (_, needles) in enumerate(BAD):
+        mine = " ".join(line for line in lines if f"methods[{i}](m{i}).select" in line)
+        for needle in needles:
+            assert needle in mine, (i, needle, mine)
+
+
+def test_a_diverging_candidate_loses_and_only_all_diverging_fails_the_unit(digits_task, tiny_parent):
+    from childnet.errors import TrainingDiverged
+    from childnet.methods.base import Context
+    from childnet.registry import METHODS
+    from childnet.select import derive_selected
+
+    cfg = METHODS.get("scratch").config(child={"name": "cnn", "width": 4, "depth": 2},
+                                        train={"epochs": 1, "optimizer": "sgd", "schedule": "constant"})
+    grid = {"strategy": "grid", "params": {"train.lr": [1e30, 0.01]}}
+    child = derive_selected("scratch", grid, tiny_parent, digits_task, cfg, Context(seed=0))
+    first, second = child.lineage.extra["select"]["candidates"]
+    assert first["val"] is None and "diverged" in first["error"] and second["val"] is not None
+    assert child.lineage.extra["select"]["pick"] == 1 and child.lineage.config["train"]["lr"] == 0.01
+    with pytest.raises(TrainingDiverged):
+        derive_selected("scratch", {"strategy": "grid", "params": {"train.lr": [1e30]}}, tiny_parent, digits_task,
+                        cfg, Context(seed=0))
