@@ -51,6 +51,15 @@ def _unit_parent(payload: dict, cfg: ExperimentConfig, task_json: str):
     return parent
 
 
+def _stage_inputs(payload: dict, cfg: ExperimentConfig, spec, task, parent, mcfg, ctx):
+    """A pipeline's unit (``stages:``): what it derives from (:mod:`childnet.pipeline`); None otherwise."""
+    if not cfg.stages:
+        return None
+    from .pipeline import stage_inputs
+
+    return stage_inputs(payload, cfg, spec, task, parent, mcfg, ctx)
+
+
 def run_unit(payload: dict) -> dict:
     """Derive, evaluate and save one child; never raises (failures become a record)."""
     from .evaluate import evaluate
@@ -70,9 +79,14 @@ def run_unit(payload: dict) -> dict:
         parent = _unit_parent(payload, cfg, task_json)
         mcfg = cfg.method_config(spec, setting)
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
-        child = METHODS.get(spec.name).fn(parent, task, mcfg, ctx)
+        stage = _stage_inputs(payload, cfg, spec, task, parent, mcfg, ctx)
+        child = METHODS.get(spec.name).fn(stage.parent if stage else parent, task,
+                                          stage.config if stage else mcfg, ctx)
         evaluate(child, task, device=payload["device"], latency=cfg.evaluate.latency,
                  repeats=cfg.evaluate.repeats, device_model=device_config_from(cfg.evaluate))
+        if stage:
+            stage.finish(child, task, payload["device"])
+            record.update(stage=stage.wiring["name"], incoming=payload.get("incoming"))
         child_dir = rf.child_dir(payload["out"], setting.id, spec.label, payload["seed"])
         try:
             child.save(child_dir)
