@@ -36,7 +36,7 @@ from .config import ExperimentConfig, StageMethod, StageSpec
 from .errors import ConfigError
 
 __all__ = ["STAGES_FILE", "StageScheduler", "StageInputs", "check_stages", "stage_inputs", "stage_order",
-           "val_key", "higher_is_better", "ancestor_entry", "stage_of"]
+           "val_key", "higher_is_better", "ancestor_entry", "stage_of", "family_lines"]
 
 #: The run folder's record of each seed's choice per stage.
 STAGES_FILE = "stages.json"
@@ -260,6 +260,10 @@ class StageScheduler:
 
     def write(self) -> None:
         """``stages.json``: the stages and each seed's choice (rewritten as choices are made)."""
+        for setting in {r.get("setting") for r in self.records.values()}:
+            for st in self.cfg.stages:
+                for seed in range(self.cfg.seeds):
+                    self._settled(setting, st.name, seed)
         doc = {"stages": [st.model_dump() for st in self.cfg.stages], "metric": val_key(self.cfg.metric),
                "higher_is_better": higher_is_better(self.cfg.metric), "choices": self.choices}
         try:
@@ -384,6 +388,41 @@ def incoming_files(out: Path, incoming: dict | None) -> dict[str, bytes]:
         return {}
     folder = Path(out) / incoming["child_dir"]
     return {f.name: f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file()}
+
+
+def _metric_text(metrics: dict) -> str:
+    parts = []
+    for key, fmt in (("accuracy", "acc {:.4f}"), ("val_accuracy", "val {:.4f}"), ("params", "{:,} params"),
+                     ("macs", "{:,} MACs"), ("latency_ms_b1", "{:.3g} ms")):
+        v = metrics.get(key)
+        if isinstance(v, (int, float)):
+            parts.append(fmt.format(int(v) if key in ("params", "macs") else v))
+    return ", ".join(parts)
+
+
+def family_lines(card: dict) -> list[str]:
+    """One line per generation of a lineage card, root first and the child itself last (``childnet show``)."""
+    ancestors = card.get("ancestors") or []
+    if not ancestors and card.get("parent"):
+        p = card["parent"]
+        ancestors = [{"generation": 0, "stage": "root", "label": "parent", "method": "parent",
+                      "fingerprint": p.get("fingerprint"), "architecture": p.get("architecture"),
+                      "metrics": p.get("metrics") or {}}]
+    stage = (card.get("extra") or {}).get("stage") or {}
+    me = {"generation": stage.get("generation", len(ancestors)), "stage": stage.get("name", "—"),
+          "label": stage.get("label", card.get("method")), "method": card.get("method"),
+          "architecture": card.get("architecture"), "metrics": card.get("metrics") or {}, "fingerprint": "this child"}
+    lines = []
+    for a in [*ancestors, me]:
+        arch = a.get("architecture") or {}
+        shape = ", ".join(f"{k}={v}" for k, v in arch.items() if k not in ("name", "input_shape", "num_classes"))
+        chosen = a.get("chosen") or {}
+        among = f"; chosen on {chosen.get('by')} among {len(chosen.get('values') or {})}" if len(
+            chosen.get("values") or {}) > 1 else ""
+        lines.append(f"gen {a.get('generation')} [{a.get('stage')}] {a.get('label')} ({a.get('method')}) — "
+                     f"{arch.get('name', '?')}({shape}) — {_metric_text(a.get('metrics') or {})} "
+                     f"— {a.get('fingerprint')}{among}")
+    return lines
 
 
 Follow = Callable[[dict], list]
