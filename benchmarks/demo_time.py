@@ -1,6 +1,6 @@
 """Wall time of `make demo`'s run part: `childnet run experiments/demo.yaml` from an empty parent cache.
 
-The README states "about a minute on 2 cores". This times the CLI exactly as `make demo` calls it
+The README states "about 2 minutes on 2 cores" (the parent → pruned → KD → PAT pipeline, 3 seeds). This times the CLI exactly as `make demo` calls it
 (default workers), in a fresh temporary CHILDNET_CACHE and run folder, and records the machine's
 load average before and after, because a shared machine makes wall time depend on the other jobs.
 
@@ -44,7 +44,7 @@ def main() -> None:
     walls = [r["wall_s"] for r in runs]
     best = min(walls)
     write_result("demo_time", "wall seconds of `childnet run experiments/demo.yaml` (empty cache), best of runs",
-                 best, "about 60 s on an idle 2-core machine (README)", best <= 90,
+                 best, "about 120 s on an idle 2-core machine (README)", best <= 180,
                  {"runs": runs, "cpu_count": os.cpu_count(), "note": "shared machine: see loadavg"})
 
 
