@@ -145,3 +145,17 @@ def test_pareto_front_and_plot_for_any_run():
     summary = {"name": "x", "metric": "accuracy", "higher_is_better": True, "parent": None,
                "settings": {"default": {"parent": {"metrics": {"accuracy": 0.99, "macs": 100}}}}}
     assert pareto_png(summary, units, "default")[:4] == b"\x89PNG"
+
+
+def test_run_folders_written_before_pipelines_resume(tmp_path):
+    from childnet.config import parse_experiment
+    from childnet.runner import _check_experiment
+
+    cfg = parse_experiment({**BASE, "methods": ["scratch"]})
+    old = cfg.model_dump()
+    del old["stages"]  # experiment.json as runs before issue 16 wrote it
+    (tmp_path / "experiment.json").write_text(json.dumps(old, default=str))
+    _check_experiment(tmp_path, cfg)  # the same experiment: no "holds a different experiment"
+    staged = parse_experiment({**BASE, "stages": STAGES})
+    with pytest.raises(Exception, match="different experiment"):
+        _check_experiment(tmp_path, staged)

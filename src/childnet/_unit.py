@@ -51,6 +51,23 @@ def _unit_parent(payload: dict, cfg: ExperimentConfig, task_json: str):
     return parent
 
 
+def _parent_costs(parent, task, cfg: ExperimentConfig, device: str) -> None:
+    """The parent's CPU latency (and simulated device latency) measured like its children's, once per process:
+    the report's parent row and the Pareto plot put the parent on every cost axis."""
+    if "latency_ms_b1" in parent.metrics or not cfg.evaluate.latency:
+        return
+    from .evaluate.cost import measure_latency
+    from .evaluate.device import device_config_from, device_cost
+    from .tasks.base import take
+
+    task = parent.task  # (a transfer parent has its own inputs)
+    parent.metrics["latency_ms_b1"] = measure_latency(parent.model, take(task.x_test, slice(0, 1)),
+                                                      repeats=cfg.evaluate.repeats, device=device)
+    model = device_config_from(cfg.evaluate)
+    if model is not None:
+        parent.metrics.update(device_cost(parent.model, tuple(task.input_shape), model).metrics())
+
+
 def _stage_inputs(payload: dict, cfg: ExperimentConfig, spec, task, parent, mcfg, ctx):
     """A pipeline's unit (``stages:``): what it derives from (:mod:`childnet.pipeline`); None otherwise."""
     if not cfg.stages:
@@ -84,6 +101,7 @@ def run_unit(payload: dict) -> dict:
                                           stage.config if stage else mcfg, ctx)
         evaluate(child, task, device=payload["device"], latency=cfg.evaluate.latency,
                  repeats=cfg.evaluate.repeats, device_model=device_config_from(cfg.evaluate))
+        _parent_costs(parent, task, cfg, payload["device"])
         if stage:
             stage.finish(child, task, payload["device"])
             record.update(stage=stage.wiring["name"], incoming=payload.get("incoming"))

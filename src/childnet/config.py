@@ -421,6 +421,8 @@ def parse_experiment(raw: Any, source: str | None = None) -> ExperimentConfig:
         problems.append(f"defaults: expected a mapping (got {defaults!r})")
         defaults = {}
     sweep = _check_sweep(raw.get("sweep", {}) or {}, problems)
+    if raw.get("stages") == [] and "methods" in raw:  # the dump of an experiment without stages
+        raw.pop("stages")
     if "stages" in raw and not _validated_stages(raw["stages"]):
         raw["methods"], raw["stages"] = _stage_specs(raw, defaults, sweep, problems)
     else:
