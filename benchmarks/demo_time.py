@@ -1,15 +1,19 @@
 """Wall time of `make demo`'s run part: `childnet run experiments/demo.yaml` from an empty parent cache.
 
-The README states "about a minute on 2 cores". This times the CLI exactly as `make demo` calls it
+The README states "about 2 minutes on 2 cores" (the parent → pruned → KD → PAT pipeline, 3 seeds). This times the CLI exactly as `make demo` calls it
 (default workers), in a fresh temporary CHILDNET_CACHE and run folder, and records the machine's
 load average before and after, because a shared machine makes wall time depend on the other jobs.
 
     python benchmarks/demo_time.py [--repeats 1]
+
+It also writes benchmarks/results/demo_pipeline.json: the first run's results per stage (the README's
+"what each step buys").
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -39,12 +43,18 @@ def main() -> None:
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 sys.exit(f"demo failed ({proc.returncode}): {proc.stderr[-2000:]}")
+            if not runs:  # what each step of the demo buys (README), from the first run's folder
+                from childnet.report import export_results
+
+                data = export_results(Path(tmp) / "demo", "demo_pipeline",
+                                      "python benchmarks/demo_time.py  # childnet run experiments/demo.yaml")
+                (ROOT / "benchmarks" / "results" / "demo_pipeline.json").write_text(json.dumps(data, indent=2) + "\n")
             runs.append({"wall_s": round(wall, 2), "loadavg_before": [round(x, 2) for x in load_before],
                          "loadavg_after": [round(x, 2) for x in os.getloadavg()]})
     walls = [r["wall_s"] for r in runs]
     best = min(walls)
     write_result("demo_time", "wall seconds of `childnet run experiments/demo.yaml` (empty cache), best of runs",
-                 best, "about 60 s on an idle 2-core machine (README)", best <= 90,
+                 best, "about 120 s on an idle 2-core machine (README)", best <= 180,
                  {"runs": runs, "cpu_count": os.cpu_count(), "note": "shared machine: see loadavg"})
 
 

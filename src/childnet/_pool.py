@@ -29,14 +29,23 @@ from typing import Callable
 __all__ = ["run_inline", "run_processes", "died_record"]
 
 Record = Callable[[dict], None]
+Follow = Callable[[dict], list]
 
 
-def run_inline(payloads: list[dict], record: Record) -> None:
-    """Run every unit in this process, one after the other."""
+def run_inline(payloads: list[dict], record: Record, follow: Follow | None = None) -> None:
+    """Run every unit in this process, one after the other.
+
+    ``follow(rec)``, called after ``record(rec)``, returns units that this one released (a pipeline's next
+    stage, :mod:`childnet.pipeline`); they join the queue.
+    """
     from ._unit import run_unit
 
-    for payload in payloads:
-        record(run_unit(payload))
+    queue = deque(payloads)
+    while queue:
+        rec = run_unit(queue.popleft())
+        record(rec)
+        if follow is not None:
+            queue.extend(follow(rec))
 
 
 def died_record(payload: dict, exitcode: int | None) -> dict:
@@ -141,8 +150,11 @@ class _Worker:
         self.conn.close()
 
 
-def run_processes(payloads: list[dict], record: Record, *, workers: int) -> None:
+def run_processes(payloads: list[dict], record: Record, *, workers: int, follow: Follow | None = None) -> None:
     """Run the units on ``workers`` spawned processes; a worker that dies fails only the unit it held.
+
+    ``follow(rec)``, called after ``record(rec)``, returns units this one released (they join the queue);
+    with it, ``workers`` processes start even when fewer units are ready at first.
 
     On any exception (Ctrl-C, SIGTERM turned into an exception by the CLI, ``record`` failing) the workers
     are terminated at once: units in flight are lost (they were not finished), queued ones never start.
@@ -152,7 +164,7 @@ def run_processes(payloads: list[dict], record: Record, *, workers: int) -> None
     pool: list[_Worker] = []
     clean = False
     try:
-        pool = [_Worker(ctx) for _ in range(min(workers, len(payloads)))]
+        pool = [_Worker(ctx) for _ in range(workers if follow is not None else min(workers, len(payloads)))]
         while True:
             for i, w in enumerate(pool):
                 if w.payload is None and queue:
@@ -170,6 +182,8 @@ def run_processes(payloads: list[dict], record: Record, *, workers: int) -> None
                     rec = died_record(w.payload, w.proc.exitcode)
                 w.payload = None
                 record(rec)
+                if follow is not None:
+                    queue.extend(follow(rec))
         clean = True
     finally:
         for w in pool:

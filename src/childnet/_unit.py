@@ -53,6 +53,32 @@ def _unit_parent(payload: dict, task_json: str):
     return parent
 
 
+def _parent_costs(parent, task, ev: EvaluateConfig, device: str) -> None:
+    """The parent's CPU latency (and simulated device latency) measured like its children's, once per process:
+    the report's parent row and the Pareto plot put the parent on every cost axis."""
+    if "latency_ms_b1" in parent.metrics or not ev.latency:
+        return
+    from .evaluate.cost import measure_latency
+    from .evaluate.device import device_config_from, device_cost
+    from .tasks.base import take
+
+    task = parent.task  # (a transfer parent has its own inputs)
+    parent.metrics["latency_ms_b1"] = measure_latency(parent.model, take(task.x_test, slice(0, 1)),
+                                                      repeats=ev.repeats, device=device)
+    model = device_config_from(ev)
+    if model is not None:
+        parent.metrics.update(device_cost(parent.model, tuple(task.input_shape), model).metrics())
+
+
+def _stage_inputs(payload: dict, task, parent, mcfg, ctx):
+    """A pipeline's unit (``stages:``): what it derives from (:mod:`childnet.pipeline`); None otherwise."""
+    if not payload.get("stage"):
+        return None
+    from .pipeline import stage_inputs
+
+    return stage_inputs(payload, task, parent, mcfg, ctx)
+
+
 def run_unit(payload: dict) -> dict:
     """Derive, evaluate and save one child; never raises (failures become a record)."""
     from .evaluate import evaluate
@@ -74,9 +100,15 @@ def run_unit(payload: dict) -> dict:
         mcfg = None if payload["method_config"] is None else method.config.model_validate(payload["method_config"])
         ev = EvaluateConfig.model_validate(payload["evaluate"])
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
-        child = derive_selected(name, payload.get("select"), parent, task, mcfg, ctx, metric=payload["metric"])
+        stage = _stage_inputs(payload, task, parent, mcfg, ctx)
+        child = derive_selected(name, payload.get("select"), stage.parent if stage else parent, task,
+                                stage.config if stage else mcfg, ctx, metric=payload["metric"])
         evaluate(child, task, device=payload["device"], latency=ev.latency, repeats=ev.repeats,
                  device_model=device_config_from(ev))
+        _parent_costs(parent, task, ev, payload["device"])
+        if stage:
+            stage.finish(child, task, payload["device"])
+            record.update(stage=stage.wiring["name"], incoming=payload.get("incoming"))
         child_dir = rf.child_dir(payload["out"], setting.id, label, payload["seed"])
         try:
             child.save(child_dir)

@@ -57,6 +57,9 @@ class Lineage:
         metrics: evaluation results (filled by ``evaluate``).
         history: per-epoch training records.
         extra: method-specific records (search trace, α, diversity, members' lineage, …).
+        ancestors: in a pipeline of generations (:mod:`childnet.pipeline`), every ancestor from the root
+            parent to the incoming child: fingerprint, method, stage, architecture and metrics at that point.
+            The child never needs their folders: it loads from its own.
     """
 
     method: str
@@ -68,6 +71,7 @@ class Lineage:
     metrics: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    ancestors: list = field(default_factory=list)
     library_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
@@ -75,7 +79,7 @@ class Lineage:
 #: Types of a card's fields (``None`` marks the fields every card must have).
 _CARD_TYPES = {"method": (str, True), "config": (dict, True), "seed": (int, True), "parent": (dict, False),
                "architecture": (dict, False), "task": (dict, False), "metrics": (dict, False),
-               "history": (list, False), "extra": (dict, False), "library_version": (str, False),
+               "history": (list, False), "extra": (dict, False), "ancestors": (list, False), "library_version": (str, False),
                "created": (str, False)}
 
 

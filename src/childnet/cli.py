@@ -199,6 +199,21 @@ def show(child_dir: Path = typer.Argument(..., help="a child folder (child.json 
     if extra:
         table.add_row("extra", ", ".join(sorted(extra)))
     out_console.print(table)
+    _print_family_tree(card)
+
+
+def _print_family_tree(card: dict) -> None:
+    """The child's ancestors, root parent first (a pipeline's card lists them all; otherwise its parent)."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    from .pipeline import family_lines
+
+    lines = family_lines(card)
+    tree = node = Tree("[bold]family tree[/bold] (root parent first; metrics at that point)")
+    for line in lines:
+        node = node.add(escape(line))
+    out_console.print(tree)
 
 
 @app.command()

@@ -13,6 +13,13 @@ An experiment is a task, a parent, a list of methods and a number of seeds::
     seeds: 3
     sweep: {sparsity: [0.8, 0.9]}              # optional: one setting per value
 
+A pipeline of generations replaces ``methods`` by ``stages`` (see :mod:`childnet.pipeline`)::
+
+    stages:
+      - {name: shrink, methods: [{name: iterative, structure: channels, sparsity: 0.5}]}
+      - {name: distil, methods: [{name: kd, teacher: root}]}      # child: same (the incoming child)
+      - {name: ensemble, methods: [pat]}
+
 Names refer to registries (``childnet list``); there are no import paths and no code.
 """
 
@@ -20,8 +27,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, StrictInt, ValidationError, field_validator, model_serializer
@@ -52,6 +60,8 @@ __all__ = [
     "SEED_MAX",
     "Seed",
     "Setting",
+    "StageMethod",
+    "StageSpec",
     "TaskSpec",
     "canonical_spec",
     "entry_problems",
@@ -78,6 +88,29 @@ class MethodSpec(Config):
         if isinstance(out, dict) and out.get("select") is None:
             out.pop("select", None)
         return out
+
+
+class StageMethod(Config):
+    """How one method of a stage is wired to the chain (the method's own options are in its MethodSpec)."""
+
+    label: str = Field(description="the method's label in the run: <stage>.<label as written>")
+    teacher: Literal["root", "parent"] | None = Field(
+        None, description="inherit methods with a teacher: the original parent (root) or the stage's incoming child "
+        "(parent, the default)")
+    same_child: bool = Field(False, description="child: same — the child has the incoming child's architecture")
+    start: Literal["incoming", "fresh"] = Field(
+        "incoming", description="with child: same: start from the incoming child's weights, or from new random ones")
+
+
+class StageSpec(Config):
+    """One generation of a pipeline: its methods derive from the chosen child of stage ``source``."""
+
+    name: str = Field(description="stage name (unique; a prefix of its methods' labels)")
+    source: str = Field(description="where the incoming child comes from: 'root' (the parent) or a stage name")
+    methods: list[StageMethod] = Field(min_length=1, description="the stage's methods")
+
+    def labels(self) -> list[str]:
+        return [m.label for m in self.methods]
 
 
 class ParentConfig(Config):
@@ -124,6 +157,8 @@ class ExperimentConfig(Config):
     metric: str = Field("accuracy", description="primary metric of the report")
     sweep: dict = Field(default_factory=dict, description="{field: [values]}: one setting per combination")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="evaluation options")
+    stages: list[StageSpec] = Field(default_factory=list, description="a pipeline of generations (empty: the "
+                                    "methods all derive from the parent)")
     source: str | None = Field(None, description="YAML file this was loaded from")
 
     @field_validator("metric")
@@ -239,6 +274,137 @@ def _check_select(select, name: str, opts: dict, swept: dict, where: str, proble
     return block
 
 
+#: Keys of a stage's method entry that wire it into the chain (not options of the method).
+STAGE_KEYS = ("teacher", "start")
+
+
+def _teacher_methods() -> list[str]:
+    """Methods that learn from a teacher: the inherit family but its baseline (scratch)."""
+    return [e.name for e in METHODS.entries() if e.family == "inherit" and not e.meta.get("baseline")]
+
+
+def _stage_method(stage: str, i: int, raw, defaults: dict, problems: list[str],
+                  default_same: bool) -> tuple[dict, dict] | None:
+    """One method entry of a stage → (its method entry, its StageMethod fields), or None when unusable."""
+    where = f"stages[{stage}].methods[{i}]"
+    raw = {"name": raw} if isinstance(raw, str) else raw
+    if not isinstance(raw, dict) or "name" not in raw:
+        problems.append(f"{where}: expected a method name or a mapping with 'name' (got {raw!r})")
+        return None
+    raw = dict(raw)
+    name = raw["name"]
+    label = str(raw.get("label", name))
+    wiring = {"label": f"{stage}.{label}"}
+    cls = METHODS.get(name).config if name in METHODS else None
+    fields = set(cls.model_fields) if cls else set()
+    if "teacher" in raw:
+        teacher = raw.pop("teacher")
+        if name in METHODS and name not in _teacher_methods():
+            problems.append(f"{where}({label}).teacher: method '{name}' has no teacher; teacher: root|parent is "
+                            f"accepted by {', '.join(_teacher_methods())}")
+        elif teacher not in ("root", "parent"):
+            problems.append(f"{where}({label}).teacher: expected root (the original parent) or parent (the stage's "
+                            f"incoming child), got {teacher!r}")
+        else:
+            wiring["teacher"] = teacher
+    same = raw.get("child") == "same" or (default_same and "child" in fields and "child" not in raw
+                                          and "child" not in defaults)
+    if raw.get("child") == "same":
+        raw.pop("child")
+        if name in METHODS and "child" not in fields:
+            problems.append(f"{where}({label}).child: method '{name}' has no child architecture to set; "
+                            "child: same is accepted by methods with a 'child' field (inherit)")
+            same = False
+    wiring["same_child"] = bool(same)
+    if "start" in raw:
+        start = raw.pop("start")
+        if not wiring["same_child"]:
+            problems.append(f"{where}({label}).start: only a method whose child is the incoming one (child: same) "
+                            f"can start from its weights; drop start or set child: same")
+        elif start not in ("incoming", "fresh"):
+            problems.append(f"{where}({label}).start: expected incoming (the incoming child's weights) or fresh "
+                            f"(new random weights), got {start!r}")
+        else:
+            wiring["start"] = start
+    raw["label"] = wiring["label"]
+    return raw, wiring
+
+
+def _stage_specs(raw: dict, defaults: dict, sweep: dict, problems: list[str]) -> tuple[list[dict], list[dict]]:
+    """``stages:`` → the flat method list (labels ``<stage>.<label>``) and the stage specs, all problems at once.
+
+    A stage's incoming child is the chosen child of the stage named by its ``from`` (default: the stage
+    before it; ``root``: the parent). Unknown names and cycles are refused here, before any training.
+    """
+    stages = raw.pop("stages")
+    if "methods" in raw:
+        problems.append("methods: an experiment has either methods (every child from the parent) or stages "
+                        "(a pipeline of generations), not both")
+        raw.pop("methods")
+    if not isinstance(stages, list) or not stages:
+        problems.append(f"stages: expected a non-empty list of {{name, methods}} (got {stages!r})")
+        return [], []
+    entries, specs, names, where = [], [], [], []
+    for i, st in enumerate(stages):
+        if not isinstance(st, dict) or not isinstance(st.get("name"), str) or not st.get("name"):
+            problems.append(f"stages[{i}]: expected a mapping with a name and methods (got {st!r:.80})")
+            continue
+        name = st["name"]
+        unknown = sorted(set(st) - {"name", "methods", "from"})
+        if unknown:
+            problems.append(f"stages[{name}]: unknown field(s) {', '.join(unknown)}; a stage has name, methods, from")
+        if name in names:
+            problems.append(f"stages[{i}].name: the stage name '{name}' is used twice; give each stage its own name")
+        if name == "root":
+            problems.append(f"stages[{i}].name: 'root' names the original parent; choose another stage name")
+        names.append(name)
+        methods = st.get("methods")
+        if not isinstance(methods, list) or not methods:
+            problems.append(f"stages[{name}].methods: a stage needs at least one method (got {methods!r})")
+            continue
+        source = st.get("from", names[-2] if len(names) > 1 else "root")
+        wired = []
+        for j, m in enumerate(methods):
+            got = _stage_method(name, j, m, defaults, problems, default_same=source != "root")
+            if got is not None:
+                entries.append(got[0])
+                where.append(f"stages[{name}].methods[{j}]")
+                wired.append(got[1])
+        specs.append({"name": name, "source": source, "methods": wired})
+    problems.extend(_stage_graph_problems(specs))
+    before = len(problems)
+    flat = _method_specs(entries, defaults, sweep, problems) if entries else []
+    for k in range(before, len(problems)):  # the flat index → the stage and the index within it
+        problems[k] = re.sub(r"^methods\[(\d+)\]", lambda m: where[int(m.group(1))], problems[k])
+    return flat, specs
+
+
+def _validated_stages(stages: Any) -> bool:
+    """Whether ``stages`` is the dump of validated :class:`StageSpec` (a run folder's experiment, a payload)."""
+    return isinstance(stages, list) and bool(stages) and all(
+        isinstance(st, dict) and "source" in st and isinstance(st.get("methods"), list)
+        and all(isinstance(m, dict) and "same_child" in m for m in st["methods"]) for st in stages)
+
+
+def _stage_graph_problems(specs: list[dict]) -> list[str]:
+    """Unknown ``from`` references and cycles among stages."""
+    known = {s["name"]: s["source"] for s in specs}
+    problems = []
+    for s in specs:
+        if s["source"] != "root" and s["source"] not in known:
+            problems.append(f"stages[{s['name']}].from: '{s['source']}' is no stage of this experiment "
+                            f"(stages: {', '.join(known)}; or root for the parent)")
+    for s in specs:
+        seen, at = [s["name"]], s["source"]
+        while at in known and at not in seen:
+            seen.append(at)
+            at = known[at]
+        if at in seen and at == s["name"]:
+            problems.append(f"stages[{s['name']}].from: the stages {' → '.join(seen + [at])} form a cycle; "
+                            "each stage must derive from an earlier one or from root")
+    return problems
+
+
 def _folder_name_problems(labels: list[str], sweep: dict) -> list[str]:
     """Labels and sweep settings that would share a child folder, or are no folder name (see runfolder)."""
     from .runfolder import check_folder_names
@@ -280,7 +446,12 @@ def parse_experiment(raw: Any, source: str | None = None) -> ExperimentConfig:
         problems.append(f"defaults: expected a mapping (got {defaults!r})")
         defaults = {}
     sweep = _check_sweep(raw.get("sweep", {}) or {}, problems)
-    raw["methods"] = _method_specs(raw.get("methods"), defaults, sweep, problems)
+    if raw.get("stages") == [] and "methods" in raw:  # the dump of an experiment without stages
+        raw.pop("stages")
+    if "stages" in raw and not _validated_stages(raw["stages"]):
+        raw["methods"], raw["stages"] = _stage_specs(raw, defaults, sweep, problems)
+    else:
+        raw["methods"] = _method_specs(raw.get("methods"), defaults, sweep, problems)
     task = raw.get("task")
     if task is not None:
         task_check = dict(task) if isinstance(task, dict) else task

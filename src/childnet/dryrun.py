@@ -103,6 +103,12 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
     problems: list[str] = []
     checked: list[str] = []
     tasks: dict[str, object] = {}
+    later = set()  # a pipeline's methods that derive from a stage's child, not from the parent
+    if cfg.stages:
+        from .pipeline import check_stages
+
+        check_stages(cfg)
+        later = {m.label for st in cfg.stages if st.source != "root" for m in st.methods}
 
     def attempt(what: str, fn, *args) -> object | None:
         try:
@@ -142,7 +148,7 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
             if check is not None and parent is not None:  # a method's own check against the parent (lora, tp)
                 attempt(where, check, parent, task, mcfg)
             structure = getattr(mcfg, "structure", None)
-            if isinstance(structure, str) and structure != "weights" and parent is not None:
+            if isinstance(structure, str) and structure != "weights" and parent is not None and mspec.label not in later:
                 attempt(where, _shrinkable, parent, structure, where)
             checked.append(where)
     if problems:

@@ -37,7 +37,9 @@ TRAINER_VERSION = 1
 
 
 #: Parent metrics copied into every child's card (the report's parent row and its degenerate-model warning).
-CARD_METRICS = ("accuracy", "nll", "ece", "params", "macs", "predicted_classes", "majority_accuracy")
+#: (The latency and device columns are measured by the run's units, for the parent's row and the Pareto plot.)
+CARD_METRICS = ("accuracy", "nll", "ece", "params", "macs", "predicted_classes", "majority_accuracy",
+                "latency_ms_b1", "device_latency_s", "device_feasible")
 
 
 @dataclass

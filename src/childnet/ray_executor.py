@@ -168,26 +168,43 @@ def _write_child(out: Path, child_dir: str, files: dict[str, bytes]) -> None:
 
 
 def execute(session: RaySession, cfg, payloads: list[dict], out: Path, device: str,
-            record: Callable[[dict], None], max_retries: int = 3) -> None:
-    """Run ``payloads`` as Ray tasks; ``record`` appends each result line (head only)."""
+            record: Callable[[dict], None], max_retries: int = 3, follow=None) -> None:
+    """Run ``payloads`` as Ray tasks; ``record`` appends each result line (head only).
+
+    ``follow(rec)`` returns the units a finished one released (a pipeline's next stage); they are submitted
+    with the incoming child's files.
+    """
     ray = session.ray
 
     blobs: dict[str, object] = {}
     refs_for: dict[str, object] = {}
-    for p in payloads:
+
+    def ref_for(p: dict):
         sid = p["setting"]["id"]
         if sid not in refs_for:
             blob = _parent_blob(cfg, p)
             if blob["fingerprint"] not in blobs:
                 blobs[blob["fingerprint"]] = ray.put(blob)
             refs_for[sid] = blobs[blob["fingerprint"]]
+        return refs_for[sid]
+
+    for p in payloads:
+        ref_for(p)
     remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_ray_unit)
     head_cache = str(_head_cache())
     pending = {}
-    for p in payloads:
+
+    def submit(p: dict) -> None:
         # the worker gets its parent from the shipped blob, never from a path on the head's disk
         shipped = dict(p, parent={"fingerprint": (p.get("parent") or {}).get("fingerprint")})
-        pending[remote.remote(shipped, refs_for[p["setting"]["id"]], head_cache)] = p
+        if p.get("incoming"):  # a pipeline's later stage: the incoming child's files travel with the unit
+            from .pipeline import incoming_files
+
+            shipped["incoming_files"] = incoming_files(out, p["incoming"])
+        pending[remote.remote(shipped, ref_for(p), head_cache)] = p
+
+    for p in payloads:
+        submit(p)
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
@@ -195,6 +212,8 @@ def execute(session: RaySession, cfg, payloads: list[dict], out: Path, device: s
                 p = pending.pop(ref)
                 rec = _result(ray, ref, p, out, max_retries)
                 record(rec)
+                for released in (follow(rec) if follow is not None else []):
+                    submit(released)
     except BaseException:  # Ctrl-C or an error on the head: cancel what is queued or running
         for ref in pending:
             try:

@@ -76,10 +76,11 @@ def _make_out(out: Path) -> None:
 
 def _check_experiment(out: Path, cfg: ExperimentConfig) -> None:
     """Refuse a folder that holds another experiment (or a corrupt experiment.json); write ours."""
-    ident = cfg.model_dump(exclude={"seeds", "source", "name"})
+    ident = cfg.model_dump(exclude={"seeds", "source", "name"} | ({"stages"} if not cfg.stages else set()))
     old = rf.read_experiment(out)
-    if old is not None:
-        old_ident = {k: v for k, v in old.items() if k not in ("seeds", "source", "name")}
+    if old is not None:  # (an empty ``stages`` is no stages: folders written before pipelines existed resume)
+        old_ident = {k: v for k, v in old.items() if k not in ("seeds", "source", "name")
+                     and not (k == "stages" and v == [])}
         if stable_hash(old_ident) != stable_hash(ident):
             raise ChildnetError(
                 f"{out} holds the results of a different experiment; choose another --out folder "
@@ -197,6 +198,10 @@ def run(
     _check_executor(executor, address, retries)
     tracks = parse_track(track)
     cfg = _load(experiment)
+    if cfg.stages:
+        from .pipeline import check_stages
+
+        check_stages(cfg)  # a stage method that cannot take its incoming child stops here, before training
     if seeds is not None:
         if seeds < 1:
             raise ChildnetError(f"--seeds must be at least 1 (got {seeds})")
@@ -230,9 +235,15 @@ def run(
                 method_configs = _unit_configs(cfg, pending)
                 parents = _train_parents(cfg, out, device, log, progress.epochs)
                 _check_same_parents(finished, {k: v["fingerprint"] for k, v in parents.items()}, out)
-                payloads = [_payload(cfg, u, out, device, parents[u.setting], method_configs) for u in pending]
+                follow = None
+                if cfg.stages:  # a pipeline: a unit starts once its seed's source stage has chosen
+                    payloads, follow = _stage_payloads(cfg, pending, finished, out, device, parents,
+                                                       method_configs)
+                    workers = min(workers, len(pending))
+                else:
+                    payloads = [_payload(cfg, u, out, device, parents[u.setting], method_configs) for u in pending]
                 _record_all(payloads, out, workers, result, log, progress, sinks=sinks, session=session,
-                            cfg=cfg, device=device, retries=retries)
+                            cfg=cfg, device=device, retries=retries, follow=follow, total=len(pending))
             finally:
                 shutil.rmtree(out / rf.HANDOFF_DIR, ignore_errors=True)
                 if session is not None:
@@ -286,26 +297,57 @@ def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str, parent: 
             "seed": unit.seed, "out": str(out), "device": device, "parent": parent,
             "task": cfg.task_for(setting), "parent_config": cfg.parent.model_dump(mode="json"),
             "method_config": method_configs[unit.setting, unit.label],
-            "evaluate": cfg.evaluate.model_dump(mode="json"), "select": spec.select, "metric": cfg.metric}
+            "evaluate": cfg.evaluate.model_dump(mode="json"), "select": spec.select, "metric": cfg.metric,
+            "stage": _stage_wiring(cfg, unit.label)}
 
 
-def execute(payloads: list[dict], record: Callable[[dict], None], *, workers: int) -> None:
+def _stage_wiring(cfg: ExperimentConfig, label: str) -> dict | None:
+    """A pipeline unit's stage and its method's wiring, as plain data (None outside a pipeline)."""
+    if not cfg.stages:
+        return None
+    from .pipeline import stage_of
+
+    st, wired = stage_of(cfg, label)
+    return {"spec": st.model_dump(mode="json"), "method": wired.model_dump(mode="json")}
+
+
+def _stage_payloads(cfg: ExperimentConfig, pending: list[Unit], finished: list[dict], out: Path, device: str,
+                    parents: dict, method_configs: dict) -> tuple[list, Callable]:
+    """A pipeline's first payloads (plus the records of units that cannot run) and its ``follow(rec)``,
+    which returns ``(payloads, records)`` released by a finished unit (:class:`childnet.pipeline.StageScheduler`)."""
+    from .pipeline import StageScheduler, blocked_record
+
+    scheduler = StageScheduler(cfg, out, finished)
+    methods = {m.label: m.name for m in cfg.methods}
+
+    def build(ready, blocked):
+        payloads = [dict(_payload(cfg, u, out, device, parents[u.setting], method_configs), incoming=inc)
+                    for u, inc in ready]
+        return payloads, [blocked_record(u, methods[u.label], why) for u, why in blocked]
+
+    first, blocked = build(*scheduler.split(list(pending)))
+    return first, lambda rec: build(*scheduler.after(rec)) if rec is not None else ([], blocked)
+
+
+def execute(payloads: list[dict], record: Callable[[dict], None], *, workers: int, follow=None) -> None:
     """Run ``run_unit`` on every payload — in this process (``workers=0``) or on worker processes — and
     call ``record(rec)`` here once per finished unit. A cluster (:mod:`childnet.ray_executor`) has the same
     shape."""
     from ._pool import run_inline, run_processes
 
     if workers == 0:
-        run_inline(payloads, record)
+        run_inline(payloads, record, follow)
     else:
-        run_processes(payloads, record, workers=workers)
+        run_processes(payloads, record, workers=workers, follow=follow)
 
 
 def _record_all(payloads, out, workers, result, log, progress, *, sinks=None, session=None, cfg=None,
-                device: str = "cpu", retries: int = 3) -> None:
+                device: str = "cpu", retries: int = 3, follow=None, total: int | None = None) -> None:
+    """Run the payloads on the executor and record each result; ``follow(rec)`` (a pipeline) returns the
+    ``(payloads, records)`` a finished unit released — records of units that cannot run are recorded here."""
     results_path = out / rf.RESULTS_FILE
 
-    with progress.units(len(payloads)) as advance:
+    with progress.units(total or len(payloads)) as advance:
         def record(rec: dict) -> None:
             rf.append_record(results_path, rec)  # first the run folder, then the trackers
             if sinks is not None:
@@ -319,12 +361,22 @@ def _record_all(payloads, out, workers, result, log, progress, *, sinks=None, se
                 raise rf.DiskFullError(rec["error"])
             log(f"unit {rec['unit']} failed: {rec['error']}")
 
+        released = None
+        if follow is not None:
+            def released(rec: dict | None) -> list:
+                more, blocked = follow(rec)
+                for b in blocked:
+                    record(b)
+                    more = more + released(b)
+                return more
+
+            payloads = payloads + released(None)
         if session is not None:
             from .ray_executor import execute as execute_on_ray
 
-            execute_on_ray(session, cfg, payloads, out, device, record, max_retries=retries)
+            execute_on_ray(session, cfg, payloads, out, device, record, max_retries=retries, follow=released)
         else:
-            execute(payloads, record, workers=workers)
+            execute(payloads, record, workers=workers, follow=released)
 
 
 def _write_report(out: Path, log):

@@ -14,6 +14,7 @@ from typing import Any
 from ..runfolder import PLOT_DIR, REPORT_HTML, REPORT_MD, disk_error, write_atomic
 from ._document import Block, Bullets, Heading, Image, Link, Paragraph, to_html, to_markdown
 from ._runfolder import load_run_folder
+from .generations import report_generation_blocks
 from .plots import seed_points_png, sweep_band_png, training_curves_png
 from .stats import MIN_WILCOXON_PAIRS
 from .summary import summarize_run
@@ -140,8 +141,8 @@ def _diversity_blocks(run_dir: Path) -> list[Block]:
     return blocks
 
 
-def report_blocks(summary: dict, units: list[dict]) -> list[Block]:
-    """Every block of the report, in order."""
+def report_blocks(summary: dict, units: list[dict], experiment: dict | None = None) -> list[Block]:
+    """Every block of the report, in order (``experiment``: a pipeline's stages get a table each)."""
     blocks = _overview(summary)
     band = sweep_band_png(summary)
     if band is not None:
@@ -149,6 +150,7 @@ def report_blocks(summary: dict, units: list[dict]) -> list[Block]:
                    Image(band, "sweep.png", f"{summary['metric']} vs {summary['sweep_field']}")]
     for index, sid in enumerate(summary["settings"]):
         blocks += _setting_blocks(summary, units, sid, index)
+        blocks += report_generation_blocks(summary, units, experiment or {}, sid, index)
     blocks += _diversity_blocks(Path(summary["run_dir"]))
     failures = failures_table(summary)
     blocks.append(Heading("Failed units"))
@@ -175,7 +177,7 @@ def build_report(run_dir: str | Path) -> ReportPaths:
     """
     run = load_run_folder(run_dir)
     summary = summarize_run(run)
-    blocks = report_blocks(summary, run.units)
+    blocks = report_blocks(summary, run.units, run.experiment)
     images = [b for b in blocks if isinstance(b, Image)]
     paths = ReportPaths(run.path / REPORT_MD, run.path / REPORT_HTML,
                         [run.path / PLOT_DIR / img.file for img in images])

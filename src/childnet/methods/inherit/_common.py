@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 import torch
@@ -44,7 +45,16 @@ def init_child(parent: Parent, task: Task, cfg: InheritConfig, ctx) -> torch.nn.
     ``init: pretrained`` trains the child architecture alone with cross-entropy first (the paper's
     code starts HKT from a trained ResNet-20). That pre-trained child is cached by hash like a parent,
     once per seed, so every method of a comparison starts from the same weights.
+
+    In a pipeline (:mod:`childnet.pipeline`), a stage method with ``child: same`` starts from the incoming
+    child's weights, which the stage puts in ``ctx.extra["start_model"]``.
     """
+    start = (ctx.extra or {}).get("start_model") if hasattr(ctx, "extra") else None
+    if start is not None:
+        model = copy.deepcopy(start).to(ctx.device)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model.train()
     if cfg.init == "scratch":
         torch.manual_seed(ctx.seed)
         return build_model(cfg.child, task.input_shape, task.num_classes).to(ctx.device)

@@ -1,0 +1,161 @@
+"""Pipelines of generations (issue 16): stages through the real CLI, choices on validation, resume, lineage
+across generations, the family tree, the Pareto view, and bad stage input (exit 2 before any training)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from childnet import Child
+from childnet.child import state_fingerprint
+from childnet.report.generations import pareto_front, pareto_png
+
+CLI = Path(sys.executable).parent / "childnet"
+
+BASE = {
+    "name": "pipe",
+    "task": {"name": "digits"},
+    "parent": {"model": {"name": "cnn", "width": 4, "depth": 2}, "train": {"epochs": 1, "lr": 0.01}},
+    "evaluate": {"latency": False, "device": False},
+    "seeds": 2,
+}
+
+STAGES = [
+    {"name": "shrink", "methods": [{"name": "iterative", "structure": "channels", "sparsity": 0.5, "rounds": 1,
+                                    "tune": {"epochs": 1}}]},
+    {"name": "distil", "methods": [{"name": "kd", "teacher": "root", "train": {"epochs": 1}},
+                                   {"name": "scratch", "start": "fresh", "train": {"epochs": 1}}]},
+    {"name": "ensemble", "methods": [{"name": "pat", "members": 2, "tune": {"epochs": 1}}]},
+]
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, CHILDNET_CACHE=str(tmp_path / "cache"))
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, env=env, timeout=900)
+
+
+def _write(tmp_path: Path, name: str, **fields) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **fields}))
+    return path
+
+
+def _records(out: Path) -> dict[str, dict]:
+    return {r["unit"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+
+
+def test_pipeline_chains_chooses_on_validation_resumes_and_keeps_lineage(tmp_path):
+    exp, out = _write(tmp_path, "pipe", stages=STAGES), tmp_path / "run"
+    proc = _cli(tmp_path, "run", str(exp), "--out", str(out), "--workers", "0", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    recs = _records(out)
+    assert len(recs) == 8 and all(r["status"] == "ok" for r in recs.values())
+    choices = json.loads((out / "stages.json").read_text())["choices"]["default"]
+    parent_params = recs["default/shrink.iterative/seed0"]["parent"]["metrics"]["params"]
+    for seed in (0, 1):
+        vals = {lab: recs[f"default/{lab}/seed{seed}"]["metrics"]["val_accuracy"]
+                for lab in ("distil.kd", "distil.scratch")}
+        best = max(vals, key=vals.get)  # ties go to the first method of the stage, as max does
+        assert choices[f"seed{seed}"]["distil"]["chosen"] == best
+        ens = recs[f"default/ensemble.pat/seed{seed}"]
+        assert ens["incoming"]["label"] == best and ens["stage"] == "ensemble"
+        assert recs[f"default/shrink.iterative/seed{seed}"]["metrics"]["params"] < parent_params
+    # resume: the last stage is lost; only its units run again, from the recorded choices
+    lines = (out / "results.jsonl").read_text().splitlines()
+    (out / "results.jsonl").write_text("\n".join(ln for ln in lines if "ensemble.pat" not in ln) + "\n")
+    proc = _cli(tmp_path, "run", str(exp), "--out", str(out), "--workers", "0", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    after = (out / "results.jsonl").read_text().splitlines()
+    assert len(after) == 8 and after[:6] == [ln for ln in lines if "ensemble.pat" not in ln]
+    again = _records(out)
+    assert all(again[f"default/ensemble.pat/seed{s}"]["incoming"] == recs[f"default/ensemble.pat/seed{s}"]["incoming"]
+               for s in (0, 1))
+    # the card lists every ancestor; each fingerprint is that ancestor's saved child
+    card = json.loads((out / "children/default/ensemble.pat/seed0/child.json").read_text())
+    chain = card["ancestors"]
+    assert [a["stage"] for a in chain] == ["root", "shrink", "distil"]
+    assert chain[0]["fingerprint"] == recs["default/shrink.iterative/seed0"]["parent"]["fingerprint"]
+    for a in chain[1:]:
+        loaded = Child.load(out / "children/default" / a["label"] / "seed0")
+        assert a["fingerprint"] == state_fingerprint(loaded.model)
+    report = (out / "report.md").read_text()
+    assert "Stage distil" in report and "Stage ensemble" in report
+    assert (out / "report_files/family_tree_0.png").stat().st_size > 0
+    assert (out / "report_files/pareto_0.png").stat().st_size > 0
+    # any generation loads alone, without its ancestors' folders
+    alone = tmp_path / "alone"
+    shutil.copytree(out / "children/default/ensemble.pat/seed0", alone)
+    x = torch.randn(3, 1, 8, 8)
+    want = Child.load(out / "children/default/ensemble.pat/seed0").model(x)
+    shutil.rmtree(out)
+    assert torch.allclose(Child.load(alone).model(x), want)
+    show = _cli(tmp_path, "show", str(alone))
+    assert show.returncode == 0 and "gen 0 [root]" in show.stdout and "[distil]" in show.stdout
+
+
+BAD = {  # several problems in one file: every one is named at once (one CLI call each, to keep the suite fast)
+    "config": ([{"name": "ens", "methods": [{"name": "pat", "teacher": "root"}]},
+                {"name": "a", "methods": []},
+                {"name": "b", "from": "nowhere", "methods": ["scratch"]},
+                {"name": "ens", "methods": ["kd"]}],
+               ["stages[ens].methods[0](pat).teacher", "has no teacher", "stages[a].methods", "at least one method",
+                "stages[b].from", "nowhere", "stages[3].name", "used twice"]),
+    "cycle": ([{"name": "a", "from": "b", "methods": ["scratch"]}, {"name": "b", "from": "a", "methods": ["kd"]}],
+              ["stages[a].from", "cycle"]),
+    "enas then channels": ([{"name": "search", "methods": [{"name": "enas"}]},
+                            {"name": "shrink", "methods": [{"name": "iterative", "structure": "channels"}]}],
+                           ["stages[shrink].methods[0](iterative).structure", "enas_macro"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_stages_exit_2_naming_stage_and_field_before_training(tmp_path, case):
+    stages, words = BAD[case]
+    proc = _cli(tmp_path, "run", str(_write(tmp_path, "bad", stages=stages)), "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "training parent" not in proc.stderr + proc.stdout
+    for w in words:
+        assert w in proc.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_wrong_units_of_the_root_parent_are_named(tmp_path):
+    stages = [{"name": "shrink", "methods": [{"name": "iterative", "structure": "neurons"}]}]
+    proc = _cli(tmp_path, "validate", str(_write(tmp_path, "bad", stages=stages)))
+    assert proc.returncode == 2
+    assert "stages[shrink].methods[0](iterative).structure" in proc.stderr and "channels" in proc.stderr
+
+
+def test_pareto_front_and_plot_for_any_run():
+    pts = [{"label": "parent", "y": 0.99, "macs": 100}, {"label": "a", "y": 0.95, "macs": 10},
+           {"label": "a", "y": 0.90, "macs": 20}, {"label": "b", "y": 0.97, "macs": 50},
+           {"label": "b", "y": 0.96, "macs": 50}]
+    assert [p["macs"] for p in pareto_front(pts, "macs")] == [10, 50, 100]
+    assert [p["y"] for p in pareto_front(pts, "macs", higher=False)] == [0.95, 0.90]
+    units = [{"status": "ok", "setting": "default", "label": p["label"], "seed": 0, "metrics": {"accuracy": p["y"],
+              "macs": p["macs"]}} for p in pts[1:]]
+    summary = {"name": "x", "metric": "accuracy", "higher_is_better": True, "parent": None,
+               "settings": {"default": {"parent": {"metrics": {"accuracy": 0.99, "macs": 100}}}}}
+    assert pareto_png(summary, units, "default")[:4] == b"\x89PNG"
+
+
+def test_run_folders_written_before_pipelines_resume(tmp_path):
+    from childnet.config import parse_experiment
+    from childnet.runner import _check_experiment
+
+    cfg = parse_experiment({**BASE, "methods": ["scratch"]})
+    old = cfg.model_dump()
+    del old["stages"]  # experiment.json as runs before issue 16 wrote it
+    (tmp_path / "experiment.json").write_text(json.dumps(old, default=str))
+    _check_experiment(tmp_path, cfg)  # the same experiment: no "holds a different experiment"
+    staged = parse_experiment({**BASE, "stages": STAGES})
+    with pytest.raises(Exception, match="different experiment"):
+        _check_experiment(tmp_path, staged)
