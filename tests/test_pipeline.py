@@ -159,3 +159,20 @@ def test_run_folders_written_before_pipelines_resume(tmp_path):
     staged = parse_experiment({**BASE, "stages": STAGES})
     with pytest.raises(Exception, match="different experiment"):
         _check_experiment(tmp_path, staged)
+
+
+def test_a_safetensors_header_of_384_bytes_is_not_taken_for_a_pickle(tmp_path):
+    from childnet.checkpoint import load_tensors, save_tensors
+
+    for n in range(1, 60):  # find tensor names whose header length is 0x80 modulo 256 (its first byte)
+        path = tmp_path / f"t{n}.safetensors"
+        save_tensors({f"w{'x' * n}": torch.ones(2, dtype=torch.bool)}, path)
+        if path.read_bytes()[0] == 0x80:
+            assert torch.equal(load_tensors(path)[f"w{'x' * n}"], torch.ones(2, dtype=torch.bool))
+            break
+    else:
+        pytest.fail("no header of length 0x80 modulo 256 was produced")
+    pickled = tmp_path / "p.pt"
+    torch.save({"w": torch.ones(2)}, pickled)
+    with pytest.raises(Exception, match="pickle"):
+        load_tensors(pickled)

@@ -52,10 +52,12 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[s
                             f"{path}/model.safetensors)")
     try:
         with open(path, "rb") as fh:
-            head = fh.read(4)
+            head = fh.read(9)
     except OSError as err:
         raise ChildnetError(f"cannot read the checkpoint {path}: {err.strerror or err}") from None
-    if head.startswith(_PICKLE_MAGIC):
+    # a safetensors file opens with its header's length (8 bytes, little-endian) then '{': a header of
+    # 128 + 256k bytes also starts with 0x80, which is not a pickle
+    if head.startswith(_PICKLE_MAGIC) and head[8:9] != b"{":
         raise ChildnetError(
             f"{path} is a pickle (torch.save) checkpoint; childnet never unpickles files, because unpickling "
             "can run arbitrary code. Convert it once, in a trusted session: "
