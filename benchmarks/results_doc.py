@@ -56,7 +56,8 @@ def _num(value: Any, metric: str, signed: bool = False) -> str:
 # ------------------------------------------------------------------ one reproduction's table
 
 #: Metrics shown beside the primary one, per result (besides NLL and ECE where present).
-EXTRA_COLUMNS = {"manas-amazon": ("ndcg@10",), "manas-logic": (), "ensembles-mnist": ("member_accuracy_mean",)}
+EXTRA_COLUMNS = {"manas-amazon": ("ndcg@10",), "manas-logic": (), "ensembles-mnist": ("member_accuracy_mean",),
+                 "tune-minilm-rt-peft": ("trainable_params", "step_ms", "optimizer_state_mb", "train_rss_peak_mb")}
 
 
 def results_table(name: str) -> str:
@@ -335,12 +336,28 @@ def claims_table() -> str:
 OWN_TABLES = ("search_poison_enas", "ensembles-mnist", "enas-mnist")
 
 
+#: Pipelines (``stages:``): the final generation and the labels it is compared with (paired by seed), rendered
+#: per generation by benchmarks/pipeline_summary.py.
+PIPELINES = {"pipeline-mnist": ("ensemble.pat", ["distil.scratch_same_size", "distil.kd_alone", "distil.kd"]),
+             "demo_pipeline": ("ensemble.pat", ["distil.kd", "distil.ce", "prune.iterative"])}
+
+
+def pipeline_table(name: str) -> str:
+    from pipeline_summary import section
+
+    final, against = PIPELINES.get(name, (None, []))
+    return section(_load(name), final, against).rstrip("\n") + "\n\n" + NOTE.format(src=f"{name}.json")
+
+
 def sections() -> dict[str, str]:
     out = {"claims": claims_table(), "speed": speed_table(), "poison": poison_table(),
            "ensembles": ensembles_table()}
     out["enas"], out["enas-seeds"] = enas_tables()
     for path in sorted(RESULTS.glob("*.json")):
-        if "settings" in json.loads(path.read_text(encoding="utf-8")) and path.stem not in OWN_TABLES:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if "stages_choices" in data or path.stem in PIPELINES:
+            out[f"results:{path.stem}"] = pipeline_table(path.stem)
+        elif "settings" in data and path.stem not in OWN_TABLES:
             out[f"results:{path.stem}"] = results_table(path.stem)
     return out
 
