@@ -103,3 +103,13 @@ def test_sweep_of_a_field_no_method_has_or_that_a_method_sets_is_refused():
         parse_experiment(dict(BASE, methods=["kd"], sweep={"temperatur": [1, 2]}))
     with pytest.raises(ConfigError, match=r"methods\[0\]\(kd\)\.temperature: set here and swept"):
         parse_experiment(dict(BASE, methods=[{"name": "kd", "temperature": 3}], sweep={"temperature": [1, 2]}))
+
+
+@pytest.mark.parametrize("name", ["inas-mlp.yaml", "inas-mnist.yaml"])
+def test_validate_builds_a_child_of_a_device_space(name):
+    """`childnet validate` on an iNAS experiment crashed with KeyError (its device space was looked up among
+    the ENAS spaces); it now builds and runs one child of the device space."""
+    from childnet.dryrun import dry_run
+
+    lines = dry_run(load_experiment(Path(__file__).parents[1] / "experiments" / name))
+    assert any("methods[inas]" in line for line in lines), lines

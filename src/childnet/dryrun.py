@@ -61,15 +61,25 @@ def _parent_net(cfg: ExperimentConfig, ptask):
     return model
 
 
-def _child_net(spec: dict, task, what: str) -> None:
+def _built(spec: dict, task):
     from .models.base import build_model
 
-    _forward(build_model(spec, task.input_shape, task.num_classes), task, what)
+    return build_model(spec, task.input_shape, task.num_classes)
+
+
+def _child_net(spec: dict, task, what: str) -> None:
+    _forward(_built(spec, task), task, what)
 
 
 def _space_net(mcfg, task, where: str) -> None:
+    from .methods.search.device_spaces import DeviceSpaceConfig, make_device_space
     from .methods.search.spaces import make_space
 
+    if isinstance(mcfg, DeviceSpaceConfig):  # a device-sized space (iNAS): its children are ordinary models
+        space = make_device_space(mcfg)
+        choices = [0] * len(space.decisions)
+        _forward(_built(space.model_spec(space.decode(choices)), task), task, f"{where} search space {mcfg.space}")
+        return
     space = make_space(mcfg)
     net = space.build_supernet(task.input_shape, task.num_classes)
     net.set_arch(space.decode([0] * len(space.decisions)))
