@@ -1,6 +1,6 @@
 """Wall time of `make demo`'s run part: `childnet run experiments/demo.yaml` from an empty parent cache.
 
-The README states "about 2 minutes on 2 cores" (the parent → pruned → KD → PAT pipeline, 3 seeds). This times the CLI exactly as `make demo` calls it
+Issue 16 asks for "about 2 minutes on 2 cores" (the parent → pruned → KD → PAT pipeline, 3 seeds). This times the CLI exactly as `make demo` calls it
 (default workers), in a fresh temporary CHILDNET_CACHE and run folder, and records the machine's
 load average before and after, because a shared machine makes wall time depend on the other jobs.
 
