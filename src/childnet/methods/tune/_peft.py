@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from ...errors import ChildnetError, MissingDependencyError
+from ..base import fit_on
+from ._common import extra_hooks, prepare_model, tune_child
 
 __all__ = ["require_peft", "adaptable_names", "resolve_targets", "inject", "merge_adapters", "adapter_files",
            "load_adapter"]
@@ -179,3 +181,20 @@ def _init_fields(kind) -> set[str]:
     peft = require_peft()
     cls = peft.LoraConfig if "LORA" in str(kind) else peft.IA3Config
     return {f.name for f in dataclasses.fields(cls) if f.init}
+
+
+def derive_adapted(method: str, parent, task, cfg, ctx, peft_config):
+    """The derive step LoRA and IA3 share: inject the adapters ``peft_config(model, cfg)`` describes into a
+    copy of the parent, train them (and the head) with the tune family's recipe, merge them into the child's
+    weights and keep the adapter (and its config) as files beside them."""
+    model, replaced = prepare_model(parent, task, cfg, ctx)
+    config = peft_config(model, cfg)
+    inject(model, config, ctx.seed)
+    history = fit_on(task, model, cfg.train, ctx, hooks=extra_hooks(ctx), val=cfg.val_accuracy)
+    state = adapter_state(model)
+    adapter_params = sum(p.numel() for k, p in model.named_parameters() if p.requires_grad and not k.startswith("head."))
+    merge_adapters(model)
+    child = tune_child(model, method, cfg, ctx, parent, task, head_replaced=replaced, history=history,
+                       extra={"adapter": config_record(config), "adapter_params": adapter_params})
+    child.files.update(adapter_files(state, config, parent.fingerprint))
+    return child

@@ -14,9 +14,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from ...registry import METHODS
-from ..base import fit_on
 from . import _peft
-from ._common import TuneConfig, TuneTrainConfig, extra_hooks, prepare_model, tune_child
+from ._common import TuneConfig, TuneTrainConfig
 
 __all__ = ["IA3Config", "derive", "check"]
 
@@ -59,14 +58,4 @@ def check(parent, task, cfg: IA3Config) -> None:
 @METHODS.register("ia3", config=IA3Config, family="tune", tiny=TINY, check=check, extra="peft")
 def derive(parent, task, cfg: IA3Config, ctx):
     """(IA)³ (Liu et al. 2022) through PEFT: learned scaling vectors on the frozen parent, merged into the child."""
-    model, replaced = prepare_model(parent, task, cfg, ctx)
-    config = peft_config(model, cfg)
-    _peft.inject(model, config, ctx.seed)
-    history = fit_on(task, model, cfg.train, ctx, hooks=extra_hooks(ctx), val=cfg.val_accuracy)
-    state = _peft.adapter_state(model)
-    adapter_params = sum(p.numel() for k, p in model.named_parameters() if p.requires_grad and not k.startswith("head."))
-    _peft.merge_adapters(model)
-    child = tune_child(model, "ia3", cfg, ctx, parent, task, head_replaced=replaced, history=history,
-                       extra={"adapter": _peft.config_record(config), "adapter_params": adapter_params})
-    child.files.update(_peft.adapter_files(state, config, parent.fingerprint))
-    return child
+    return _peft.derive_adapted("ia3", parent, task, cfg, ctx, peft_config)

@@ -16,9 +16,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from ...registry import METHODS
-from ..base import fit_on
 from . import _peft
-from ._common import TuneConfig, TuneTrainConfig, extra_hooks, prepare_model, tune_child
+from ._common import TuneConfig, TuneTrainConfig
 
 __all__ = ["LoraConfig", "derive", "check"]
 
@@ -53,14 +52,4 @@ def check(parent, task, cfg: LoraConfig) -> None:
 @METHODS.register("lora", config=LoraConfig, family="tune", tiny=TINY, check=check, extra="peft")
 def derive(parent, task, cfg: LoraConfig, ctx):
     """LoRA (Hu et al. 2022) through PEFT: low-rank adapters on the frozen parent, merged into the child."""
-    model, replaced = prepare_model(parent, task, cfg, ctx)
-    config = peft_config(model, cfg)
-    _peft.inject(model, config, ctx.seed)
-    history = fit_on(task, model, cfg.train, ctx, hooks=extra_hooks(ctx), val=cfg.val_accuracy)
-    state = _peft.adapter_state(model)
-    adapter_params = sum(p.numel() for k, p in model.named_parameters() if p.requires_grad and not k.startswith("head."))
-    _peft.merge_adapters(model)
-    child = tune_child(model, "lora", cfg, ctx, parent, task, head_replaced=replaced, history=history,
-                       extra={"adapter": _peft.config_record(config), "adapter_params": adapter_params})
-    child.files.update(_peft.adapter_files(state, config, parent.fingerprint))
-    return child
+    return _peft.derive_adapted("lora", parent, task, cfg, ctx, peft_config)
