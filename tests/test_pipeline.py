@@ -176,3 +176,33 @@ def test_a_safetensors_header_of_384_bytes_is_not_taken_for_a_pickle(tmp_path):
     torch.save({"w": torch.ones(2)}, pickled)
     with pytest.raises(Exception, match="pickle"):
         load_tensors(pickled)
+
+
+def test_a_physically_shrunk_generation_feeds_fresh_same_size_children_and_ensembles_that_load_alone(tmp_path):
+    """depgraph (issue 17) inside a pipeline (issue 16): ENAS → depgraph → {kd, scratch start: fresh} → PAT.
+    The fresh child had the UNSHRUNK size (its spec alone rebuilds the unshrunk model), the KD child and the
+    ensemble did not load (shape mismatch); now every generation has the shrunk shapes and loads alone."""
+    from childnet import Child
+    from childnet.runner import run
+
+    exp = {"name": "shrunk-chain", "task": {"name": "digits"}, "seeds": 1, "evaluate": {"latency": False, "device": False},
+           "parent": {"model": {"name": "cnn", "width": 8, "depth": 2}, "train": {"epochs": 1, "lr": 0.01}},
+           "defaults": {"train": {"epochs": 1, "lr": 0.01}},
+           "stages": [{"name": "search", "methods": [{"name": "enas", "space": "macro", "layers": 2, "channels": 8,
+                                                      "shared_train": {"epochs": 1}, "controller_steps": 1,
+                                                      "retrain": {"epochs": 1}}]},
+                      {"name": "shrink", "methods": [{"name": "depgraph", "sparsity": 0.5, "tune": {"epochs": 1}}]},
+                      {"name": "distil", "methods": [{"name": "kd", "teacher": "root"},
+                                                     {"name": "scratch", "start": "fresh"}]},
+                      {"name": "ensemble", "methods": [{"name": "pat", "members": 2, "tune": {"epochs": 1}}]}]}
+    out = tmp_path / "run"
+    result = run(exp, out, workers=0, report=False, log=lambda m: None)
+    assert not result.failed, result.failed[0]["error"]
+    sizes = {}
+    for card in out.glob("children/*/*/seed0/child.json"):
+        child = Child.load(card.parent)
+        sizes[card.parent.parent.name] = sum(p.numel() for p in child.model.parameters())
+    shrunk = sizes["shrink.depgraph"]
+    assert shrunk < sizes["search.enas"]
+    assert sizes["distil.kd"] == sizes["distil.scratch"] == shrunk  # same size as the incoming child
+    assert sizes["ensemble.pat"] == 2 * shrunk

@@ -314,6 +314,23 @@ class StageInputs:
             child.lineage.metrics[val_key(self.metric)] = val[self.metric]
         child.lineage.ancestors = self.ancestors
         child.lineage.extra["stage"] = self.wiring
+        _record_layout(child)
+
+
+def _record_layout(child) -> None:
+    """A child built on a physically shrunk incoming child (depgraph) has shapes its architecture spec alone does
+    not rebuild: record them (as depgraph does) so that ``Child.load`` of this generation works alone."""
+    if "shrunk_layout" in child.lineage.extra:
+        return
+    from .child import check_architecture
+    from .depgraph import layout
+    from .models.base import build_model, model_spec
+
+    spec = child.lineage.architecture or model_spec(child.model)
+    arch, input_shape, num_classes = check_architecture(spec, "the child's architecture")
+    found = layout(child.model, build_model(arch, input_shape, num_classes))
+    if found.get("shapes") or found.get("attributes"):
+        child.lineage.extra["shrunk_layout"] = found
 
 
 def _load_incoming(payload: dict, device: str):
@@ -379,8 +396,34 @@ def stage_inputs(payload: dict, task, root, mcfg, ctx) -> StageInputs:
         mcfg = res[1]
         if wired.start == "incoming":
             ctx.extra["start_model"] = incoming.model
+        elif st.source != "root" and child.lineage.extra.get("shrunk_layout"):
+            # A physically shrunk child (depgraph): its architecture spec alone rebuilds the unshrunk model, so
+            # the fresh child is the incoming model with every layer re-initialised (the same shapes).
+            ctx.extra["start_model"] = fresh_copy(incoming.model, ctx.seed)
     parent = root if wired.teacher == "root" else incoming
     return StageInputs(parent, mcfg, ancestors, wiring, payload["metric"])
+
+
+def fresh_copy(model, seed: int):
+    """``model``'s architecture (shapes included) with new random weights: every module's ``reset_parameters``
+    under ``seed``. Refuses a model with parameters no ``reset_parameters`` covers (they would keep the
+    incoming weights and the child would not be fresh)."""
+    import copy
+
+    import torch
+
+    fresh = copy.deepcopy(model)
+    covered = set()
+    torch.manual_seed(seed)
+    for module in fresh.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+            covered.update(id(p) for p in module.parameters(recurse=False))
+    left = [n for n, p in fresh.named_parameters() if id(p) not in covered]
+    if left:
+        raise ConfigError(f"start: fresh cannot re-initialise the parameter {left[0]} of the incoming child "
+                          f"(its module has no reset_parameters); use start: incoming")
+    return fresh
 
 
 def incoming_files(out: Path, incoming: dict | None) -> dict[str, bytes]:

@@ -19,6 +19,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from .._base import Config, ModelSpec
+from ..depgraph import apply_layout, layout
 from ..errors import ConfigError
 from ..registry import MODELS
 from .base import build_model, model_spec
@@ -84,5 +85,8 @@ def combine_members(models: list[nn.Module]) -> EnsembleModel:
     members = [{k: v for k, v in s.items() if k not in ("input_shape", "num_classes")} for s in specs]
     model = build_model({"name": "ensemble", "members": members}, input_shape, num_classes)
     for target, source in zip(model.members, models):
+        shrunk = layout(source, target)  # a physically shrunk member (depgraph): its spec rebuilds it unshrunk
+        if shrunk.get("shapes") or shrunk.get("attributes"):
+            apply_layout(target, shrunk)
         target.load_state_dict(source.state_dict())
     return model.eval()
