@@ -6,8 +6,11 @@
 A generated section sits between ``<!-- generated: KEY -->`` and ``<!-- end generated: KEY -->``; everything
 outside the markers is prose and is kept as written. Keys: ``claims`` (the claims table: per paper what
 changed since the first run — prose kept in :data:`CLAIMS` — and the verdict now, computed from the JSON),
-``speed`` (every benchmark JSON with a value and a target) and ``results:NAME`` (the table of
-``benchmarks/results/NAME.json``, one row per setting and method).
+``speed`` (every benchmark JSON with a value and a target), ``results:NAME`` (the table of
+``benchmarks/results/NAME.json``, one row per setting and method), the tables of their own below (``poison``,
+``ensembles``, ``enas``, ``enas-seeds``) and those of :data:`results_doc_tables.TABLES` (speed per family,
+ensemble diversity, iNAS, T-NAML). A section whose JSON is not there yet (a fresh reproduction) says which
+file is missing and what writes it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
+
+import results_doc_tables as tables
+from results_doc_tables import Source, reproduction
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -40,10 +46,7 @@ def _paired_p(a: dict, b: dict) -> float | None:
     return paired_t_test([by_a[s] - by_b[s] for s in common]) if len(common) >= 2 else None
 
 
-def _p(p: float | None) -> str:
-    if p is None:
-        return "—"
-    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+_p = tables.fmt_p
 
 
 def _num(value: Any, metric: str, signed: bool = False) -> str:
@@ -160,7 +163,7 @@ def enas_tables() -> tuple[str, str]:
 
 def speed_table() -> str:
     """Every benchmark JSON with a single value and a target."""
-    lines = ["| result file | what | value | target | passed |", "|---|---|---|---|---|"]
+    lines = ["| result file | what | value | target | passed | command |", "|---|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         if not {"value", "target", "passed"} <= set(data):
@@ -168,7 +171,8 @@ def speed_table() -> str:
         value = data["value"]
         text = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
         what = str(data.get("metric", "")).replace("|", "/")
-        lines.append(f"| `{path.name}` | {what} | {text} | {data['target']} | {'yes' if data['passed'] else 'no'} |")
+        lines.append(f"| `{path.name}` | {what} | {text} | {data['target']} | {'yes' if data['passed'] else 'no'} | "
+                     f"`{data.get('command', '—')}` |")
     return "\n".join(lines + ["", NOTE.format(src="*.json")])
 
 
@@ -349,10 +353,30 @@ def pipeline_table(name: str) -> str:
     return section(_load(name), final, against).rstrip("\n") + "\n\n" + NOTE.format(src=f"{name}.json")
 
 
+#: The JSON each table of its own above reads, and what writes it (checked before the table is rendered).
+OWN_SOURCES = {
+    "poison": (Source("search_poison_enas", reproduction("poison-enas", "python benchmarks/search_summary.py "
+                                                                        "runs/poison-enas")),),
+    "ensembles": (Source("ensembles-mnist", reproduction("ensembles-mnist")),),
+    "enas": (Source("search_enas_mnist", reproduction("enas-mnist", "python benchmarks/search_summary.py runs/enas-mnist")),
+             Source("enas-mnist", reproduction("enas-mnist"))),
+}
+#: What writes a ``results:NAME`` JSON that is not a reproduction of ``experiments/NAME.yaml``.
+WRITERS = {"demo_pipeline": "python benchmarks/demo_time.py"}
+
+
+def _checked(key: str, render: Callable[[], Any]) -> Any:
+    """``render()`` if every JSON of ``OWN_SOURCES[key]`` is there, else the line saying which is missing."""
+    sources = OWN_SOURCES[key]
+    return tables.missing(sources, [_load(s.name) for s in sources]) or render()
+
+
 def sections() -> dict[str, str]:
-    out = {"claims": claims_table(), "speed": speed_table(), "poison": poison_table(),
-           "ensembles": ensembles_table()}
-    out["enas"], out["enas-seeds"] = enas_tables()
+    out = {"claims": claims_table(), "speed": speed_table(), "poison": _checked("poison", poison_table),
+           "ensembles": _checked("ensembles", ensembles_table)}
+    enas = _checked("enas", enas_tables)
+    out["enas"], out["enas-seeds"] = (enas, enas) if isinstance(enas, str) else enas
+    out.update({key: tables.section(key, _load) for key in tables.TABLES})
     for path in sorted(RESULTS.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         if "stages_choices" in data or path.stem in PIPELINES:
@@ -362,6 +386,15 @@ def sections() -> dict[str, str]:
     return out
 
 
+def _missing_run(key: str) -> str | None:
+    """For ``results:NAME`` whose JSON is not there yet: which file and what writes it (None: not a result)."""
+    name = key.removeprefix("results:")
+    writer = WRITERS.get(name) or (reproduction(name) if (ROOT / "experiments" / f"{name}.yaml").exists() else None)
+    if not key.startswith("results:") or writer is None or _load(name) is not None:
+        return None
+    return tables.missing((Source(name, writer),), [None])
+
+
 def render(text: str, parts: dict[str, str] | None = None) -> str:
     """``text`` with every generated section replaced by its current rendering (unknown keys are an error)."""
     parts = sections() if parts is None else parts
@@ -369,9 +402,10 @@ def render(text: str, parts: dict[str, str] | None = None) -> str:
 
     def sub(m: re.Match) -> str:
         key = m.group("key")
-        if key not in parts:
+        body = parts.get(key) or _missing_run(key)
+        if body is None:
             raise KeyError(f"docs/results.md has a generated section '{key}' but no result renders it")
-        return f"{HEAD.format(key=key)}\n{parts[key]}\n{TAIL.format(key=key)}"
+        return f"{HEAD.format(key=key)}\n{body}\n{TAIL.format(key=key)}"
 
     return pattern.sub(sub, text)
 
