@@ -12,6 +12,7 @@ from rich.console import Console
 from scipy import stats
 
 from childnet.errors import ChildnetError
+from childnet.runfolder import experiment_identity
 from childnet.report import build_report, export_results, paired_t_test, print_table, summarize
 from childnet.report.stats import mean_std, wilcoxon_signed_rank
 
@@ -187,6 +188,7 @@ def test_export_results_format_orders_values_by_seed(tmp_path):
     run = _write_run(tmp_path / "run", _experiment(["scratch", "kd"], seeds=6), units)
     out = export_results(run, "inherit-test", "childnet run x.yaml")
     assert {"name", "command", "task", "metric", "baseline", "settings", "parent"} <= set(out)
+    assert out["experiment_hash"] == experiment_identity(json.loads((run / "experiment.json").read_text()))
     entry = out["settings"]["default"]["methods"]["kd"]
     assert entry["values"] == kd and entry["seeds"] == list(range(6))
     assert entry["p_value"] == pytest.approx(stats.ttest_rel(kd, accs).pvalue)

@@ -117,3 +117,32 @@ def test_reproductions_are_the_experiments_run_by_reproduce_py_and_start_from_an
         reproduce._fresh_cache(used)
     reproduce._fresh_cache(tmp_path / "new")  # absent: created and marked, so a rerun resumes with it
     reproduce._fresh_cache(tmp_path / "new")
+
+
+def test_freshness_compares_the_exported_identity_with_the_experiment_file(tmp_path, monkeypatch):
+    """A JSON is current only while its experiment file gives the same identity; a changed field makes it stale."""
+    import yaml
+
+    from childnet.config import load_experiment
+    from childnet.runfolder import experiment_identity
+
+    (tmp_path / "experiments").mkdir()
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    src = (ROOT / "experiments" / "ssa-mnist.yaml").read_text()
+    exp = tmp_path / "experiments" / "ssa-mnist.yaml"
+    exp.write_text(src)
+    monkeypatch.setattr(results_doc, "ROOT", tmp_path)
+    monkeypatch.setattr(results_doc, "RESULTS", results)
+    assert "not run yet" in results_doc.freshness("ssa-mnist")
+    (results / "ssa-mnist.json").write_text(json.dumps({"name": "ssa-mnist"}))
+    assert "before identities were recorded" in results_doc.freshness("ssa-mnist")
+    ident = experiment_identity(load_experiment(exp).model_dump())
+    (results / "ssa-mnist.json").write_text(json.dumps({"name": "ssa-mnist", "experiment_hash": ident}))
+    assert results_doc.freshness("ssa-mnist") == "`ssa-mnist`: current"
+    raw = yaml.safe_load(src)
+    exp.write_text(yaml.safe_dump(dict(raw, seeds=raw.get("seeds", 5) + 2)))  # more seeds extend a run: same units
+    assert results_doc.freshness("ssa-mnist") == "`ssa-mnist`: current"
+    raw["task"] = dict(raw["task"], n_train=123)
+    exp.write_text(yaml.safe_dump(raw))
+    assert "stale" in results_doc.freshness("ssa-mnist")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ._base import stable_hash
 from ._runlock import LOCK_FILE, RunLock, pid_alive, stale_lock_message
 from .errors import ChildnetError
 
@@ -294,6 +295,18 @@ def repair_results(out: str | Path, log: Callable[[str], None] = print) -> list[
     if bad or not whole:
         write_atomic(path, b"".join(raw + b"\n" for _, raw, _, why in lines if why is None))
     return [obj for _, _, obj, why in lines if why is None]
+
+
+def experiment_identity(experiment: dict) -> str:
+    """The hash that says whether two experiments give the same units (a validated experiment as a dict).
+
+    Leaves out what does not change a unit's result: the name, the source file and the number of seeds
+    (more seeds extend a run); an empty ``stages`` list is no stages (folders written before pipelines
+    existed). The runner refuses a folder whose ``experiment.json`` has another identity; the reproduction
+    export records it, so a result JSON can be checked against the current experiment file.
+    """
+    return stable_hash({k: v for k, v in experiment.items()
+                        if k not in ("seeds", "source", "name") and not (k == "stages" and not v)})
 
 
 def read_experiment(out: str | Path) -> dict | None:

@@ -76,12 +76,9 @@ def _make_out(out: Path) -> None:
 
 def _check_experiment(out: Path, cfg: ExperimentConfig) -> None:
     """Refuse a folder that holds another experiment (or a corrupt experiment.json); write ours."""
-    ident = cfg.model_dump(exclude={"seeds", "source", "name"} | ({"stages"} if not cfg.stages else set()))
     old = rf.read_experiment(out)
-    if old is not None:  # (an empty ``stages`` is no stages: folders written before pipelines existed resume)
-        old_ident = {k: v for k, v in old.items() if k not in ("seeds", "source", "name")
-                     and not (k == "stages" and v == [])}
-        if stable_hash(old_ident) != stable_hash(ident):
+    if old is not None:
+        if rf.experiment_identity(old) != rf.experiment_identity(cfg.model_dump()):
             raise ChildnetError(
                 f"{out} holds the results of a different experiment; choose another --out folder "
                 "(or delete it) — results of different experiments are never mixed"

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..runfolder import experiment_identity, read_experiment
 from ._runfolder import RunFolder, label_order, load_run_folder, settings_with_overrides
 from .stats import MIN_WILCOXON_PAIRS, mean_std, paired_differences, paired_t_test, wilcoxon_signed_rank
 
@@ -359,9 +360,10 @@ def export_results(run_dir: str | Path, name: str, command: str) -> dict[str, An
     """A run folder in the DESIGN.md reproduction format (``benchmarks/results/<name>.json``).
 
     Returns:
-        ``{"name", "command", "task", "metric", "baseline", "parent", "sweep_field",
-        "settings": {SETTING: {"overrides", "methods": {LABEL: {"values" (ordered by seed),
-        "mean", "std", "p_value", "seeds", "delta", "n_failed", ...cost means}}}}}``.
+        ``{"name", "command", "task", "metric", "baseline", "parent", "sweep_field", "experiment_hash"
+        (:func:`childnet.runfolder.experiment_identity` of the run's experiment), "settings": {SETTING:
+        {"overrides", "methods": {LABEL: {"values" (ordered by seed), "mean", "std", "p_value", "seeds",
+        "delta", "n_failed", ...cost means}}}}}``.
     """
     summary = summarize(run_dir)
     metric = summary["metric"]
@@ -379,6 +381,7 @@ def export_results(run_dir: str | Path, name: str, command: str) -> dict[str, An
         "baseline": summary["baseline"],
         "parent": summary["parent"],
         "sweep_field": summary["sweep_field"],
+        "experiment_hash": experiment_identity(read_experiment(run_dir) or {}),
         "settings": settings,
         **({"select": summary["select"]} if summary["select"] else {}),
     }
