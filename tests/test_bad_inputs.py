@@ -19,27 +19,6 @@ from childnet.errors import ChildnetError
 from test_cli import TINY, cli, user_error, write
 
 
-class Proc:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def run_cli(capsys, monkeypatch):
-    """``childnet ARGS`` through :func:`childnet.cli.main` in this process; returns a CompletedProcess-like."""
-    from childnet.cli import main
-
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def call(*args):
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_:
-            main([str(a) for a in args])
-        out = capsys.readouterr()
-        return Proc(exit_.value.code, out.out, out.err)
-
-    return call
-
 #: A parent that costs a fraction of a second to train.
 FAST_PARENT = {"model": {"name": "mlp", "hidden": [16]}, "train": {"epochs": 0.2}}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -51,6 +53,7 @@ def ok_units(out):
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_run_report_show_and_resume(tmp_path):
     exp, out = write(tmp_path, TINY), tmp_path / "run"
     proc = cli("run", exp, "--out", out, "--workers", "2", "--quiet", check=0)
@@ -72,6 +75,7 @@ def test_run_report_show_and_resume(tmp_path):
     cli("report", out, check=0)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_redoing_or_corrupting(tmp_path):
     raw = dict(TINY, methods=["scratch"], seeds=6, defaults={"child": {"name": "cnn", "width": 4, "depth": 2},
                                                              "train": {"epochs": 4, "lr": 0.01}})
@@ -95,6 +99,7 @@ def test_killed_run_resumes_without_redoing_or_corrupting(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_ctrl_c_with_workers_stops_at_once_and_resumes(tmp_path):
     raw = dict(TINY, methods=["scratch"], seeds=5, defaults={"child": {"name": "cnn", "width": 4, "depth": 2},
                                                              "train": {"epochs": 6, "lr": 0.01}})
@@ -120,11 +125,11 @@ def test_ctrl_c_with_workers_stops_at_once_and_resumes(tmp_path):
     after = ok_units(out)
     assert after[: len(before)] == before and len(after) == 5
 
-def test_nan_loss_stops_that_unit_only(tmp_path):
+def test_nan_loss_stops_that_unit_only(tmp_path, run_cli):
     raw = dict(TINY, seeds=1, methods=["scratch", {"name": "scratch", "label": "exploding",
                                                    "train": {"lr": 1e30, "optimizer": "sgd", "schedule": "constant"}}])
     exp, out = write(tmp_path, raw), tmp_path / "run"
-    proc = cli("run", exp, "--out", out, "--workers", "0", "--quiet")
+    proc = run_cli("run", exp, "--out", out, "--workers", "0", "--quiet")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     rows = {r["label"]: r for r in ok_units(out)}
     assert rows["scratch"]["status"] == "ok"
@@ -132,13 +137,13 @@ def test_nan_loss_stops_that_unit_only(tmp_path):
     assert "1 unit(s) failed" in proc.stderr
 
 
-def test_unknown_names_and_bad_values(tmp_path):
-    user_error(cli("run", write(tmp_path, dict(TINY, methods=["hkt", "distill"]))),
+def test_unknown_names_and_bad_values(tmp_path, run_cli):
+    user_error(run_cli("run", write(tmp_path, dict(TINY, methods=["hkt", "distill"]))),
                "unknown method 'distill'", "Valid methods:", "kd")
-    user_error(cli("validate", write(tmp_path, dict(TINY, task={"name": "cifar"}))), "unknown task 'cifar'", "digits")
-    user_error(cli("validate", write(tmp_path, dict(TINY, parent={"model": {"name": "vgg"}}))), "unknown model 'vgg'")
+    user_error(run_cli("validate", write(tmp_path, dict(TINY, task={"name": "cifar"}))), "unknown task 'cifar'", "digits")
+    user_error(run_cli("validate", write(tmp_path, dict(TINY, parent={"model": {"name": "vgg"}}))), "unknown model 'vgg'")
     bad = dict(TINY, seeds="many", methods=[{"name": "kd", "alpha": 2}])
-    user_error(cli("validate", write(tmp_path, bad)), "2 problems", "methods[0](kd).alpha", "(got 2)", "seeds")
+    user_error(run_cli("validate", write(tmp_path, bad)), "2 problems", "methods[0](kd).alpha", "(got 2)", "seeds")
 
 
 def test_missing_and_malformed_yaml(tmp_path):
@@ -147,51 +152,51 @@ def test_missing_and_malformed_yaml(tmp_path):
     user_error(cli("validate", tmp_path / "broken.yaml"), "not valid YAML")
 
 
-def test_bad_arrays_data(tmp_path):
+def test_bad_arrays_data(tmp_path, run_cli):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", x_train=rng.normal(size=(30, 4)), y_train=np.arange(30) % 3)
     raw = dict(TINY, task={"name": "arrays", "path": str(tmp_path / "d.npz")}, parent={"model": {"name": "mlp"}},
                defaults={"child": {"name": "mlp", "hidden": [8]}})
-    user_error(cli("run", write(tmp_path, raw), "--out", tmp_path / "r"), "missing arrays", "x_test")
+    user_error(run_cli("run", write(tmp_path, raw), "--out", tmp_path / "r"), "missing arrays", "x_test")
     np.savez(tmp_path / "e.npz", x_train=rng.normal(size=(30, 4)), y_train=np.arange(30) % 3,
              x_test=rng.normal(size=(5, 4)), y_test=np.array([0, 1, 2, 3, -1]))
     raw["task"] = {"name": "arrays", "path": str(tmp_path / "e.npz"), "num_classes": 3}
-    user_error(cli("run", write(tmp_path, raw), "--out", tmp_path / "r2"), "labels outside the class range [0, 3)")
+    user_error(run_cli("run", write(tmp_path, raw), "--out", tmp_path / "r2"), "labels outside the class range [0, 3)")
 
 
-def test_pickle_checkpoint_is_refused(tmp_path):
+def test_pickle_checkpoint_is_refused(tmp_path, run_cli):
     from childnet import build_model
 
     model = build_model({"name": "cnn", "width": 8, "depth": 2}, (1, 8, 8), 10)
     torch.save(model.state_dict(), tmp_path / "parent.pt")
     raw = dict(TINY, parent={"model": {"name": "cnn", "width": 8, "depth": 2}, "checkpoint": str(tmp_path / "parent.pt")})
-    user_error(cli("run", write(tmp_path, raw), "--out", tmp_path / "r"), "is a pickle", "never unpickles")
+    user_error(run_cli("run", write(tmp_path, raw), "--out", tmp_path / "r"), "is a pickle", "never unpickles")
 
 
-def test_unwritable_output_folder(tmp_path):
+def test_unwritable_output_folder(tmp_path, run_cli):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    user_error(cli("run", write(tmp_path, TINY), "--out", blocker / "run"), "cannot write to the output folder")
+    user_error(run_cli("run", write(tmp_path, TINY), "--out", blocker / "run"), "cannot write to the output folder")
 
 
-def test_other_experiment_in_the_same_folder_is_refused(tmp_path):
+def test_other_experiment_in_the_same_folder_is_refused(tmp_path, run_cli):
     out = tmp_path / "run"
-    cli("run", write(tmp_path, dict(TINY, seeds=1, methods=["scratch"])), "--out", out, "--workers", "0", "--quiet",
+    run_cli("run", write(tmp_path, dict(TINY, seeds=1, methods=["scratch"])), "--out", out, "--workers", "0", "--quiet",
         check=0)
     other = dict(TINY, seeds=1, methods=["kd"], baseline="kd")
-    user_error(cli("run", write(tmp_path, other, "b.yaml"), "--out", out),
+    user_error(run_cli("run", write(tmp_path, other, "b.yaml"), "--out", out),
                "different experiment")
 
 
 
-def test_resume_with_a_different_parent_is_refused(tmp_path):
+def test_resume_with_a_different_parent_is_refused(tmp_path, run_cli):
     out, exp = tmp_path / "run", write(tmp_path, dict(TINY, seeds=1, methods=["scratch"]))
-    cli("run", exp, "--out", out, "--workers", "0", "--quiet", check=0)
+    run_cli("run", exp, "--out", out, "--workers", "0", "--quiet", check=0)
     lines = (out / "results.jsonl").read_text().splitlines()
     rec = json.loads(lines[0])
     rec["parent"]["fingerprint"] = "0123456789abcdef"  # as if its parent had been another one
     (out / "results.jsonl").write_text(json.dumps(rec) + "\n")
-    user_error(cli("run", exp, "--out", out, "--seeds", "2", "--workers", "0"),
+    user_error(run_cli("run", exp, "--out", out, "--seeds", "2", "--workers", "0"),
                "differs from the one its finished units were derived from")
     assert len(ok_units(out)) == 1  # nothing appended
 
@@ -203,11 +208,11 @@ def test_missing_optional_dependency_names_the_extra(tmp_path):
     user_error(proc, "mlxtend", "pip install 'childnet[data]'")
 
 
-def test_list_validate_show_errors(tmp_path):
-    listing = cli("list", check=0).stdout
+def test_list_validate_show_errors(tmp_path, run_cli):
+    listing = run_cli("list", check=0).stdout
     for name in ("hkt", "kd", "fitnets", "scratch", "resnet", "cnn", "mlp", "digits", "mnist5k", "arrays"):
         assert name in listing
-    assert "ok" in cli("validate", write(tmp_path, TINY), check=0).stdout
-    user_error(cli("show", tmp_path), "not a child folder")
-    user_error(cli("report", tmp_path), "not a run folder")
-    assert cli("list", "widgets").returncode == 2
+    assert "ok" in run_cli("validate", write(tmp_path, TINY), check=0).stdout
+    user_error(run_cli("show", tmp_path), "not a child folder")
+    user_error(run_cli("report", tmp_path), "not a run folder")
+    assert run_cli("list", "widgets").returncode == 2

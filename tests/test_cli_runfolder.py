@@ -3,6 +3,8 @@ SIGTERM, an unwritable parent cache, a corrupt run folder and a full disk."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -59,6 +61,7 @@ def test_a_second_run_on_the_same_folder_is_refused_at_once(tmp_path):
     assert not (out / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_a_dead_worker_fails_only_its_unit_and_the_next_run_retries_it(tmp_path):
     exp, out = write(tmp_path, dict(TINY, seeds=1)), tmp_path / "run"
     env = dict(os.environ, CHILDNET_TEST_FAULTS="kill_worker=default/kd/seed0")  # see childnet._faults
@@ -108,6 +111,7 @@ def _gone_within(pgid: int, seconds: float) -> bool:
     return not _group_alive(pgid)
 
 
+@pytest.mark.slow
 def test_sigterm_or_death_of_the_main_process_stops_its_workers(tmp_path):
     raw = dict(TINY, methods=["scratch"], seeds=8, defaults={"child": {"name": "cnn", "width": 4, "depth": 2},
                                                              "train": {"epochs": 6, "lr": 0.01}})
@@ -132,6 +136,7 @@ def test_sigterm_or_death_of_the_main_process_stops_its_workers(tmp_path):
     assert len(list((out / "children").rglob("child.json"))) == saved and len(ok_units(out)) == n
 
 
+@pytest.mark.slow
 def test_unwritable_parent_cache_gives_every_worker_the_one_parent(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("the cache cannot be created under a file")

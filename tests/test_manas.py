@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +18,6 @@ from childnet.models.base import build_model
 from childnet.models.logic import format_expression, parse_expression, run_grouped
 from childnet.tasks.logic import best_static_accuracy, exact_accuracy
 
-CLI = [str(Path(sys.executable).parent / "childnet")]
 
 
 def write_seq(path, rows, header=("uid", "iid", "label", "sequence"), sep="\t"):
@@ -96,7 +91,7 @@ def test_sequences_bad_input_is_one_sentence(tmp_path):
         load_task({"name": "sequences", "path": str(write_seq(tmp_path / "d.tsv", [(1, 7, 1, "1,2,3,4")]))})
 
 
-def test_metric_field_accepts_ranking_metrics_and_cli_refuses_mismatch(tmp_path):
+def test_metric_field_accepts_ranking_metrics_and_cli_refuses_mismatch(tmp_path, run_cli, monkeypatch):
     from childnet.config import parse_experiment
 
     base = {"task": {"name": "logic-synthetic", "n_rows": 300}, "parent": {"model": "bpr_mf"},
@@ -105,9 +100,8 @@ def test_metric_field_accepts_ranking_metrics_and_cli_refuses_mismatch(tmp_path)
     with pytest.raises(ConfigError, match="metric"):
         parse_experiment({**base, "metric": "hr@3"})
     (tmp_path / "e.yaml").write_text(yaml.safe_dump({**base, "metric": "hr@10"}))
-    env = dict(os.environ, CHILDNET_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.run(CLI + ["run", str(tmp_path / "e.yaml"), "--out", str(tmp_path / "o"), "--workers", "0"],
-                          capture_output=True, text=True, env=env)
+    monkeypatch.setenv("CHILDNET_CACHE", str(tmp_path / "cache"))
+    proc = run_cli("run", tmp_path / "e.yaml", "--out", tmp_path / "o", "--workers", "0")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "hr@10" in proc.stdout + proc.stderr and "candidates" in proc.stdout + proc.stderr
 

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +16,6 @@ from childnet.errors import ConfigError, MissingDependencyError
 from childnet.methods.search import text_features
 from childnet.methods.search.text_space import TextSpace, TextSpaceConfig, train_text_child
 
-CLI = [str(Path(sys.executable).parent / "childnet")]
 CONVENTIONS = {"name": "political-conventions", "max_length": 32}
 CHEAP = {"representations": ["hashed_bow", "tfidf_svd"], "max_layers": 1, "widths": [32], "epoch_choices": [3],
          "hash_dim": 256, "svd_dim": 16}
@@ -148,7 +143,7 @@ def _exp(**method):
     return {"task": CONVENTIONS, "parent": {"model": {"name": "mlp"}}, "methods": [{"name": "naml", **method}]}
 
 
-def test_bad_input_is_one_sentence_before_training(tmp_path):
+def test_bad_input_is_one_sentence_before_training(tmp_path, run_cli):
     with pytest.raises(ConfigError, match=r"pretrain_tasks: multitask pre-training needs at least 2 tasks"):
         parse_experiment(_exp(pretrain_tasks=["political-debates"]))
     with pytest.raises(ConfigError, match=r"unknown task 'reuters-r9'.*Valid tasks: .*reuters-r8"):
@@ -165,7 +160,6 @@ def test_bad_input_is_one_sentence_before_training(tmp_path):
         parse_experiment(_exp(transfer_from=str(tmp_path / "ctrl")))
     exp = tmp_path / "e.yaml"
     exp.write_text(yaml.safe_dump(dict(_exp(pretrain_tasks=["political-debates"]), name="bad")))
-    proc = subprocess.run(CLI + ["run", str(exp), "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                          env=dict(os.environ, COLUMNS="200"))
+    proc = run_cli("run", exp, "--out", tmp_path / "out")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "needs at least 2 tasks" in proc.stdout + proc.stderr

@@ -52,6 +52,7 @@ def _records(out: Path) -> dict[str, dict]:
     return {r["unit"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
 
 
+@pytest.mark.slow
 def test_pipeline_chains_chooses_on_validation_resumes_and_keeps_lineage(tmp_path):
     exp, out = _write(tmp_path, "pipe", stages=STAGES), tmp_path / "run"
     proc = _cli(tmp_path, "run", str(exp), "--out", str(out), "--workers", "0", "--quiet")
@@ -117,9 +118,10 @@ BAD = {  # several problems in one file: every one is named at once (one CLI cal
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_stages_exit_2_naming_stage_and_field_before_training(tmp_path, case):
+def test_bad_stages_exit_2_naming_stage_and_field_before_training(tmp_path, case, run_cli, monkeypatch):
     stages, words = BAD[case]
-    proc = _cli(tmp_path, "run", str(_write(tmp_path, "bad", stages=stages)), "--out", str(tmp_path / "r"))
+    monkeypatch.setenv("CHILDNET_CACHE", str(tmp_path / "cache"))
+    proc = run_cli("run", _write(tmp_path, "bad", stages=stages), "--out", tmp_path / "r")
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "training parent" not in proc.stderr + proc.stdout
     for w in words:
@@ -127,9 +129,9 @@ def test_bad_stages_exit_2_naming_stage_and_field_before_training(tmp_path, case
     assert not (tmp_path / "cache").exists()
 
 
-def test_wrong_units_of_the_root_parent_are_named(tmp_path):
+def test_wrong_units_of_the_root_parent_are_named(tmp_path, run_cli):
     stages = [{"name": "shrink", "methods": [{"name": "iterative", "structure": "neurons"}]}]
-    proc = _cli(tmp_path, "validate", str(_write(tmp_path, "bad", stages=stages)))
+    proc = run_cli("validate", _write(tmp_path, "bad", stages=stages))
     assert proc.returncode == 2
     assert "stages[shrink].methods[0](iterative).structure" in proc.stderr and "channels" in proc.stderr
 

@@ -191,6 +191,7 @@ def cluster(tmp_path_factory):
         shutil.rmtree(worker, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_ray_cluster_gives_the_process_pool_numbers_without_the_head_disk_and_tracks_both(
         cluster, tmp_path, monkeypatch):
     pytest.importorskip("tensorboard")
@@ -262,6 +263,7 @@ def _unit_workers(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_killed_ray_worker_is_retried_ctrl_c_stops_and_the_run_resumes(tmp_path):
     pytest.importorskip("ray")
     raw = dict(TINY, methods=["scratch"], seeds=8, defaults={"child": {"name": "cnn", "width": 4, "depth": 2},
@@ -337,11 +339,10 @@ def test_bad_executor_track_address_and_tracking_uri(tmp_path, monkeypatch):
     assert (out / "results.jsonl").read_text() == kept  # no unit ran, nothing lost
 
 
-def test_cli_names_valid_values_and_exits_2(tmp_path):
+def test_cli_names_valid_values_and_exits_2(tmp_path, run_cli):
     exp = tmp_path / "exp.yaml"
     exp.write_text(yaml.safe_dump(TINY))
-    proc = subprocess.run(CLI + ["run", str(exp), "--out", str(tmp_path / "r"), "--executor", "spark",
-                                 "--track", "mlflow"], capture_output=True, text=True)
+    proc = run_cli("run", exp, "--out", tmp_path / "r", "--executor", "spark", "--track", "mlflow")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "unknown --executor value 'spark'; valid executors: process, ray" in proc.stderr
     assert not (tmp_path / "r").exists()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -110,13 +108,12 @@ def test_search_needs_image_inputs(tiny_parent):
         derive("random_search", tiny_parent, flat, {"num_architectures": 1})
 
 
-def test_cli_rejects_negative_k_with_exit_code_2(tmp_path):
+def test_cli_rejects_negative_k_with_exit_code_2(tmp_path, run_cli):
     exp = yaml.safe_load((Path(__file__).parents[1] / "experiments" / "poison-enas.yaml").read_text())
     exp["methods"][0]["poison_copies"] = -1
     exp.pop("sweep", None)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(exp))
-    cli = str(Path(sys.executable).parent / "childnet")
-    proc = subprocess.run([cli, "validate", str(path)], capture_output=True, text=True)
+    proc = run_cli("validate", path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "poison_copies" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout

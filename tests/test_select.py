@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
@@ -25,6 +24,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_grid_and_optuna_pick_on_validation_and_report_the_pick(tmp_path):
     pytest.importorskip("optuna")
     from childnet import Child, load_task
@@ -82,12 +82,11 @@ BAD = [
 ]
 
 
-def test_bad_select_blocks_are_one_sentence_each_before_training(tmp_path):
+def test_bad_select_blocks_are_one_sentence_each_before_training(tmp_path, run_cli, monkeypatch):
     methods = [{"name": "scratch", "label": f"m{i}", "select": select} for i, (select, _) in enumerate(BAD)]
     raw = dict(TINY, methods=methods, baseline=None)
-    code = ("import sys; sys.modules['optuna'] = None; from childnet.cli import main; "  # optuna not installed
-            f"main(['validate', {str(write(tmp_path, raw))!r}])")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if the optuna extra were not installed
+    proc = run_cli("validate", write(tmp_path, raw))
     user_error(proc, f"({len(BAD) + 1} problems)")
     lines = proc.stderr.splitlines()
     for i, (_, needles) in enumerate(BAD):

@@ -122,19 +122,11 @@ def test_missing_weights_or_data_package_says_what_to_install(monkeypatch):
     read_rotten_tomatoes.cache_clear()
 
 
-def _cli(*args):
-    import subprocess
-    from pathlib import Path
+def test_cli_bad_fraction_and_bad_csv_end_in_one_message_and_exit_code_2(tmp_path, run_cli):
+    def _cli(*args):
+        proc = run_cli(*args)
+        return proc.returncode, " ".join((proc.stdout + proc.stderr).split())
 
-    import os
-
-    exe = Path(sys.executable).parent / "childnet"
-    proc = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
-                          env=dict(os.environ, COLUMNS="200"))
-    return proc.returncode, " ".join((proc.stdout + proc.stderr).split())
-
-
-def test_cli_bad_fraction_and_bad_csv_end_in_one_message_and_exit_code_2(tmp_path):
     import yaml
 
     bad_p = {"task": {"name": "digits"}, "parent": {"model": {"name": "cnn"}},
