@@ -349,9 +349,37 @@ def pipeline_table(name: str) -> str:
     return section(_load(name), final, against).rstrip("\n") + "\n\n" + NOTE.format(src=f"{name}.json")
 
 
+#: Rows of the MiniLM depgraph table: key in ``depgraph_minilm.json`` → label.
+MINILM_ROWS = {"parent": "parent (accuracy: vanilla, the full parent fine-tuned)",
+               "child": "50 % heads + feed-forward, hidden stream kept",
+               "child_stream": "50 % heads + feed-forward + hidden stream (`norm_stream: true`)"}
+
+
+def depgraph_minilm_table() -> str:
+    """MiniLM shrunk by depgraph (``depgraph_minilm.json``): cost ratios and accuracy after tuning vs vanilla."""
+    d = _load("depgraph_minilm")
+    raw = d["raw"]
+    cost, lat, acc = raw["cost"], raw["latency_b64"], raw.get("accuracy", {})
+    pvals = raw.get("accuracy_paired_p_vs_vanilla") or {}
+    base = cost["parent"]
+    lines = ["| model | parameters | ratio | MACs / snippet | ratio | latency b64 (ms) | ratio | test accuracy % "
+             "(mean ± std, seeds) | p vs vanilla |", "|---|---|---|---|---|---|---|---|---|"]
+    for key, label in MINILM_ROWS.items():
+        if key not in cost:
+            continue
+        a = acc.get("parent_vanilla" if key == "parent" else key)
+        accuracy = (f"{a['mean'] * 100:.2f} ± {a['std'] * 100:.2f} ({len(a['values'])})" if a else "—")
+        p = _p(pvals.get(key)) if key != "parent" else ""
+        lines.append(f"| {label} | {cost[key]['params']:,} | {cost[key]['params'] / base['params']:.2f} | "
+                     f"{cost[key]['macs'] / 1e6:.1f} M | {cost[key]['macs'] / base['macs']:.2f} | "
+                     f"{lat[key]['median_ms']:,.0f} | {lat[key]['median_ms'] / lat['parent']['median_ms']:.2f} | "
+                     f"{accuracy} | {p} |")
+    return "\n".join(lines + ["", NOTE.format(src="depgraph_minilm.json") + f" Command: `{d['command']}`."])
+
+
 def sections() -> dict[str, str]:
     out = {"claims": claims_table(), "speed": speed_table(), "poison": poison_table(),
-           "ensembles": ensembles_table()}
+           "ensembles": ensembles_table(), "depgraph-minilm": depgraph_minilm_table()}
     out["enas"], out["enas-seeds"] = enas_tables()
     for path in sorted(RESULTS.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -343,3 +343,22 @@ def test_groupnorm_and_multihead_attention_are_refused_with_the_reason():
     assert "LSTM" in refusal(nn.LSTM(4, 4), "rnn", True)
     assert "over 2 dimensions" in refusal(nn.LayerNorm((4, 4)), "ln", True)
     assert refusal(nn.LayerNorm(4), "ln", True) is None and "norm_stream" in refusal(nn.LayerNorm(4), "ln", False)
+
+
+class Shift(nn.Module):
+    """A bare parameter added to the stream: Torch-Pruning prunes it as an unwrapped parameter."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc0, self.fc, self.head = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+        self.shift = nn.Parameter(torch.randn(8))
+
+    def forward(self, x):
+        h = self.fc0(x) + self.shift
+        return self.head(h + torch.relu(self.fc(h)))
+
+
+def test_unwrapped_parameter_is_masked_in_the_parent():
+    torch.manual_seed(0)
+    small, report = depgraph_shrink(Shift().eval(), torch.randn(5, 6), 0.5, scope="layer")
+    assert small.shift.shape == (4,) and report.groups[0]["after"] == 4
