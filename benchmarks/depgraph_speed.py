@@ -11,15 +11,18 @@ with widths rounded to multiples of 8. Reported: parameters, MACs and batch-64 l
 over the parent's, and test accuracy after the same tuning (``--tune-epochs`` of SGD 0.01, the prune
 family's recipe) for ``--seeds`` seeds, stream vs inner-only paired by seed.
 
-``minilm`` → ``benchmarks/results/depgraph_minilm.json``: the pretrained all-MiniLM-L6-v2 shrunk at 50 % of
-its attention heads and feed-forward width (per layer; the hidden stream stays: its LayerNorms make a zero
-channel count), batch-64 latency over the parent's (Rotten Tomatoes test snippets, max_length 64), and
-test accuracy after the same fine-tuning recipe (AdamW 1e-4, linear decay, warm-up 10 %, batch 16,
-``--tune-epochs`` epochs, ``--n-train`` snippets) of the child vs the full parent fine-tuned (vanilla);
-``--seeds 0`` measures the cost only (the child shrunk once, untuned).
-The vanilla values are read from ``--vanilla-from`` (default: the committed tune-minilm-rt.json, setting
-n_train 300: the same task, split, recipe, parent and seeds 0-4), not re-run — this machine's CPU is
-shared; ``--vanilla-from ''`` re-runs them here. Paired by seed.
+``minilm`` → ``benchmarks/results/depgraph_minilm.json``: the pretrained all-MiniLM-L6-v2 shrunk at 50 % per
+layer two ways — ``child``: half of its attention heads and feed-forward width, the hidden stream (384)
+kept; ``child_stream``: the hidden stream halved too (``norm_stream: true``: through the LayerNorms,
+embeddings included, guarded against the parent with LayerNorms restricted to the kept channels). Reported:
+parameters (beside Torch-Pruning's ~8.6 M for the same cut), MACs and batch-64 latency over the parent's
+(Rotten Tomatoes test snippets, max_length 64), and test accuracy after the same fine-tuning recipe (AdamW
+1e-4, linear decay, warm-up 10 %, batch 16, ``--tune-epochs`` epochs, ``--n-train`` snippets) of each child
+and of the full parent fine-tuned with it (vanilla), re-run here for seeds 0..``--seeds``-1; each child
+vs vanilla paired by seed (two-sided paired t-test, :func:`childnet.report.stats.paired_t_test`).
+``--seeds 0`` measures the cost only (the children shrunk once, untuned). ``--vanilla-from FILE`` reads the
+vanilla accuracies from a tune reproduction JSON instead (setting ``task.n_train=<n>``) — only valid if
+that file used this very recipe.
 
 Scale (ours, to fit ≤ 30 minutes of one core each): small training subsets and few epochs; the numbers
 compare methods at that budget, not at the papers' full training. Latency: runs alternate parent /
@@ -44,6 +47,7 @@ from childnet.api import derive  # noqa: E402
 from childnet.child import state_fingerprint  # noqa: E402
 from childnet.evaluate import count_macs, count_params, evaluate_model  # noqa: E402
 from childnet.parent import Parent  # noqa: E402
+from childnet.report.stats import paired_differences, paired_t_test  # noqa: E402
 from childnet.tasks.base import take  # noqa: E402
 from childnet.train import TrainConfig, fit  # noqa: E402
 
@@ -65,12 +69,10 @@ def _latencies(models: dict, example, rounds: int) -> dict:
 
 
 def _paired_p(a: list[float], b: list[float]) -> float | None:
-    if len(a) < 2 or len(a) != len(b):
+    """Two-sided paired t-test of ``a`` vs ``b`` paired by seed (the report module's, degenerate cases included)."""
+    if len(a) != len(b):
         return None
-    from scipy.stats import ttest_rel
-
-    p = ttest_rel(a, b).pvalue
-    return None if p != p else float(p)
+    return paired_t_test(paired_differences(dict(enumerate(a)), dict(enumerate(b)))[1])
 
 
 def _summary(values: list[float]) -> dict:
@@ -124,13 +126,22 @@ def resnet(args) -> None:
                  "≤ 0.5 (half the inner-only child's MACs: reported)", ratio <= 0.5, raw)
 
 
+#: Torch-Pruning's BERT pruning shrinks all-MiniLM-like models to about this many parameters (issue 17's figure,
+#: heads, feed-forward width and hidden size at 50 %); reported beside ours, not measured here.
+TP_CLAIM_PARAMS = 8.6e6
+
+#: The MiniLM children: 50 % of the heads and feed-forward width per layer; ``child_stream`` also halves the
+#: hidden stream through the LayerNorms (embeddings included).
+MINILM_CHILDREN = {"child": {}, "child_stream": {"norm_stream": True}}
+
+
 def minilm(args) -> None:
     task = load_task({"name": "rotten-tomatoes", "n_train": args.n_train, "max_length": 64, "test_size": 2000})
     model = build_model({"name": "minilm"}, task.input_shape, task.num_classes).eval()
     parent = Parent(model, task, {"name": "minilm"}, state_fingerprint(model), "pretrained")
     tune = {"epochs": args.tune_epochs, "optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.01, "schedule": "linear",
             "warmup_frac": 0.1, "grad_clip": 1.0, "batch_size": 16}
-    acc: dict = {"parent_vanilla": [], "child": []}
+    acc: dict = {"parent_vanilla": [], **{k: [] for k in MINILM_CHILDREN}}
     vanilla_source = "this run"
     if args.vanilla_from:
         import json
@@ -138,34 +149,46 @@ def minilm(args) -> None:
         data = json.loads(Path(args.vanilla_from).read_text())
         rec = data["settings"][f"task.n_train={args.n_train}"]["methods"]["vanilla"]
         acc["parent_vanilla"] = [rec["values"][rec["seeds"].index(s)] for s in range(args.seeds)]
-        acc["parent_vanilla"] = acc["parent_vanilla"] or []
         vanilla_source = f"{args.vanilla_from} ({data['command']})"
-    child = None
+    children: dict = {}
     for seed in range(args.seeds):
+        t0 = time.perf_counter()
         if not args.vanilla_from:
             v = derive("vanilla", parent, task, {"train": tune}, seed=seed)
             acc["parent_vanilla"].append(evaluate_model(v.model, task, latency=False)["accuracy"])
-        c = derive("depgraph", parent, task, {"sparsity": 0.5, "scope": "layer", "tune": tune}, seed=seed)
-        acc["child"].append(evaluate_model(c.model, task, latency=False)["accuracy"])
-        child = child or c
-        print(f"seed {seed}: vanilla {acc['parent_vanilla'][seed]:.4f}, child {acc['child'][-1]:.4f}", flush=True)
-    if child is None:  # --seeds 0: cost only (the child shrunk once, not tuned)
-        child = derive("depgraph", parent, task, {"sparsity": 0.5, "scope": "layer", "tune": {**tune, "epochs": 0}})
-    models = {"parent": parent.model, "child": child.model}
+        for name, opts in MINILM_CHILDREN.items():
+            c = derive("depgraph", parent, task, {"sparsity": 0.5, "scope": "layer", "tune": tune, **opts}, seed=seed)
+            acc[name].append(evaluate_model(c.model, task, latency=False)["accuracy"])
+            children.setdefault(name, c)
+        print(f"seed {seed} ({time.perf_counter() - t0:.0f} s): " + ", ".join(f"{k} {v[seed]:.4f}" for k, v in
+                                                                          acc.items()), flush=True)
+    for name, opts in MINILM_CHILDREN.items():  # --seeds 0: cost only (the children shrunk once, not tuned)
+        if name not in children:
+            children[name] = derive("depgraph", parent, task, {"sparsity": 0.5, "scope": "layer",
+                                                               "tune": {**tune, "epochs": 0}, **opts})
+    models = {"parent": parent.model, **{k: c.model for k, c in children.items()}}
     batch = take(task.x_test, slice(0, 64))
     cost = {k: {"params": count_params(m), "macs": count_macs(m, take(task.x_test, slice(0, 1)))}
             for k, m in models.items()}
     lat = _latencies(models, batch, args.rounds)
     raw = {
-        "task": task.spec, "tune": tune, "sparsity": 0.5, "scope": "layer", "cost": cost, "latency_b64": lat,
-        "latency_ratio": lat["child"]["median_ms"] / lat["parent"]["median_ms"],
-        "params_ratio": cost["child"]["params"] / cost["parent"]["params"],
+        "task": task.spec, "tune": tune, "sparsity": 0.5, "scope": "layer",
+        "children": {k: {"sparsity": 0.5, "scope": "layer", **o} for k, o in MINILM_CHILDREN.items()},
+        "cost": cost, "latency_b64": lat,
+        "latency_ratio": {k: lat[k]["median_ms"] / lat["parent"]["median_ms"] for k in children},
+        "params_ratio": {k: cost[k]["params"] / cost["parent"]["params"] for k in children},
+        "macs_ratio": {k: cost[k]["macs"] / cost["parent"]["macs"] for k in children},
+        "torch_pruning_claim_params": TP_CLAIM_PARAMS,
+        "seeds": list(range(args.seeds)),
         "accuracy": {k: _summary(v) for k, v in acc.items() if v}, "vanilla_source": vanilla_source,
-        "accuracy_paired_p": _paired_p(acc["child"], acc["parent_vanilla"]),
-        "widths": child.lineage.extra["shrink"]["groups"], "skipped": child.lineage.extra["shrink"]["skipped"],
+        "accuracy_paired_p_vs_vanilla": {k: _paired_p(acc[k], acc["parent_vanilla"]) for k in children},
+        "widths": {k: c.lineage.extra["shrink"]["groups"] for k, c in children.items()},
+        "skipped": {k: c.lineage.extra["shrink"]["skipped"] for k, c in children.items()},
+        "max_output_error": {k: c.lineage.extra["shrink"]["max_output_error"] for k, c in children.items()},
     }
+    ratio = raw["latency_ratio"]["child"]
     write_result("depgraph_minilm", "batch-64 latency of the 50 % heads/width child over the parent's",
-                 raw["latency_ratio"], "≤ 0.8 (reported)", raw["latency_ratio"] <= 0.8, raw)
+                 ratio, "≤ 0.8 (reported)", ratio <= 0.8, raw)
 
 
 def main(argv=None) -> None:
@@ -176,8 +199,9 @@ def main(argv=None) -> None:
     ap.add_argument("--parent-epochs", type=int, default=4)
     ap.add_argument("--tune-epochs", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--vanilla-from", default="benchmarks/results/tune-minilm-rt.json",
-                    help="minilm: vanilla accuracies per seed from this reproduction JSON ('' = run them here)")
+    ap.add_argument("--vanilla-from", default="",
+                    help="minilm: vanilla accuracies per seed from this reproduction JSON (default '': run them here, "
+                    "with the same recipe as the children)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.part == "resnet":

@@ -401,11 +401,69 @@ def pipeline_table(name: str) -> str:
     return section(_load(name), final, against).rstrip("\n") + "\n\n" + NOTE.format(src=f"{name}.json")
 
 
+#: Rows of the ResNet-20 depgraph table: key in ``depgraph_resnet20.json`` → label.
+RESNET_ROWS = {"parent": "parent", "stream": "50 %, stream pruned", "inner_only": "50 %, inner channels only",
+               "stream_round8": "50 %, stream pruned, widths rounded to 8"}
+
+
+def depgraph_resnet20_table() -> str:
+    """ResNet-20 shrunk by depgraph (``depgraph_resnet20.json``): cost ratios and accuracy after the same tuning."""
+    d = _load("depgraph_resnet20")
+    raw = d["raw"]
+    cost, lat, acc = raw["cost"], raw["latency_b64"], raw.get("accuracy", {})
+    lines = ["| child | parameters | MACs / image | MACs ratio | latency b64 (ms) | latency ratio | test accuracy % "
+             "(mean ± std, seeds) |", "|---|---|---|---|---|---|---|"]
+    for key, label in RESNET_ROWS.items():
+        if key not in cost:
+            continue
+        if key == "parent":
+            accuracy = f"{raw['parent_accuracy'] * 100:.1f}"
+        else:
+            a = acc.get(key)
+            accuracy = f"{a['mean'] * 100:.1f} ± {a['std'] * 100:.1f} ({len(a['values'])})" if a else "—"
+        lines.append(f"| {label} | {cost[key]['params']:,} | {cost[key]['macs'] / 1e6:.2f} M | "
+                     f"{raw['macs_ratio'][key]:.2f} | {lat[key]['median_ms']:.1f} | {raw['latency_ratio'][key]:.2f} | "
+                     f"{accuracy} |")
+    p = raw.get("accuracy_paired_p_stream_vs_inner")
+    lines += ["", f"Stream pruned vs inner channels only, paired t-test over the seeds: p {_p(p)}."]
+    return "\n".join(lines + ["", NOTE.format(src="depgraph_resnet20.json") + f" Command: `{d['command']}`."])
+
+
+#: Rows of the MiniLM depgraph table: key in ``depgraph_minilm.json`` → label.
+MINILM_ROWS = {"parent": "parent (accuracy: vanilla, the full parent fine-tuned)",
+               "child": "50 % heads + feed-forward, hidden stream kept",
+               "child_stream": "50 % heads + feed-forward + hidden stream (`norm_stream: true`)"}
+
+
+def depgraph_minilm_table() -> str:
+    """MiniLM shrunk by depgraph (``depgraph_minilm.json``): cost ratios and accuracy after tuning vs vanilla."""
+    d = _load("depgraph_minilm")
+    raw = d["raw"]
+    cost, lat, acc = raw["cost"], raw["latency_b64"], raw.get("accuracy", {})
+    pvals = raw.get("accuracy_paired_p_vs_vanilla") or {}
+    base = cost["parent"]
+    lines = ["| model | parameters | ratio | MACs / snippet | ratio | latency b64 (ms) | ratio | test accuracy % "
+             "(mean ± std, seeds) | p vs vanilla |", "|---|---|---|---|---|---|---|---|---|"]
+    for key, label in MINILM_ROWS.items():
+        if key not in cost:
+            continue
+        a = acc.get("parent_vanilla" if key == "parent" else key)
+        accuracy = (f"{a['mean'] * 100:.2f} ± {a['std'] * 100:.2f} ({len(a['values'])})" if a else "—")
+        p = _p(pvals.get(key)) if key != "parent" else ""
+        lines.append(f"| {label} | {cost[key]['params']:,} | {cost[key]['params'] / base['params']:.2f} | "
+                     f"{cost[key]['macs'] / 1e6:.1f} M | {cost[key]['macs'] / base['macs']:.2f} | "
+                     f"{lat[key]['median_ms']:,.0f} | {lat[key]['median_ms'] / lat['parent']['median_ms']:.2f} | "
+                     f"{accuracy} | {p} |")
+    return "\n".join(lines + ["", NOTE.format(src="depgraph_minilm.json") + f" Command: `{d['command']}`."])
+
+
 #: The JSON each table of its own above reads, and what writes it (checked before the table is rendered).
 OWN_SOURCES = {
     "poison": (Source("search_poison_enas", reproduction("poison-enas", "python benchmarks/search_summary.py "
                                                                         "runs/poison-enas")),),
     "ensembles": (Source("ensembles-mnist", reproduction("ensembles-mnist")),),
+    "depgraph-minilm": (Source("depgraph_minilm", "python benchmarks/depgraph_speed.py minilm --seeds 3"),),
+    "depgraph-resnet20": (Source("depgraph_resnet20", "python benchmarks/depgraph_speed.py resnet"),),
     "enas": (Source("search_enas_mnist", reproduction("enas-mnist", "python benchmarks/search_summary.py runs/enas-mnist")),
              Source("enas-mnist", reproduction("enas-mnist"))),
 }
@@ -421,7 +479,9 @@ def _checked(key: str, render: Callable[[], Any]) -> Any:
 
 def sections() -> dict[str, str]:
     out = {"claims": claims_table(), "speed": speed_table(), "poison": _checked("poison", poison_table),
-           "ensembles": _checked("ensembles", ensembles_table)}
+           "ensembles": _checked("ensembles", ensembles_table),
+           "depgraph-minilm": _checked("depgraph-minilm", depgraph_minilm_table),
+           "depgraph-resnet20": _checked("depgraph-resnet20", depgraph_resnet20_table)}
     enas = _checked("enas", enas_tables)
     out["enas"], out["enas-seeds"] = (enas, enas) if isinstance(enas, str) else enas
     out.update({key: tables.section(key, _load) for key in tables.TABLES})

@@ -188,3 +188,177 @@ def test_childnets_own_shrink_is_guarded_too(monkeypatch):
     monkeypatch.setattr(own, "_slice_plan", wrong)
     with pytest.raises(ChildnetError, match="broke layer body.1"):
         own.shrink(model, masks, check=x)
+
+
+# --- the hidden stream through LayerNorm (norm_stream) -------------------------------------------------------
+
+_LAYER = "encoder.encoder.layer.0"
+
+
+def _stream_only(model, x, **kw):
+    """Shrink only MiniLM's hidden stream (heads off, the feed-forward group's root ignored)."""
+    return depgraph_shrink(model, x, 0.5, scope="layer", norm_stream=True, heads=False,
+                           ignored=["head", f"{_LAYER}.intermediate.dense"], **kw)
+
+
+def _hand_masked(model, kept):
+    """The masked parent written out by hand: removed channels zero at every producer, LayerNorms over ``kept``."""
+    import copy
+
+    import torch.nn.functional as F
+
+    class Restricted(nn.Module):
+        def __init__(self, ln):
+            super().__init__()
+            self.ln = ln
+
+        def forward(self, h):
+            out = torch.zeros_like(h)
+            out[..., kept] = F.layer_norm(h[..., kept], (len(kept),), self.ln.weight[kept], self.ln.bias[kept],
+                                          self.ln.eps)
+            return out
+
+    masked = copy.deepcopy(model)
+    removed = [i for i in range(384) if i not in set(kept.tolist())]
+    emb, layer = masked.encoder.embeddings, masked.encoder.encoder.layer[0]
+    with torch.no_grad():
+        for e in (emb.word_embeddings, emb.position_embeddings, emb.token_type_embeddings):
+            e.weight[:, removed] = 0
+        for lin in (layer.attention.output.dense, layer.output.dense):
+            lin.weight[removed] = 0
+            lin.bias[removed] = 0
+    emb.LayerNorm = Restricted(emb.LayerNorm)
+    layer.attention.output.LayerNorm = Restricted(layer.attention.output.LayerNorm)
+    layer.output.LayerNorm = Restricted(layer.output.LayerNorm)
+    return masked
+
+
+def test_minilm_hidden_stream_shrinks_through_layernorm_and_round_trips(tmp_path):
+    model, x = _tiny("minilm")
+    small, report = _stream_only(model, x)
+    emb = small.encoder.embeddings
+    assert emb.word_embeddings.embedding_dim == 192 and emb.word_embeddings.weight.shape == (30522, 192)
+    assert emb.LayerNorm.normalized_shape == (192,) and small.head.in_features == 192
+    assert small.encoder.encoder.layer[0].attention.self.query.in_features == 192
+    assert [g["kind"] for g in report.groups] == ["stream"]
+    assert [s["reason"] for s in report.skipped] == ["it is the attention heads (heads: false)"]
+    assert _params(small) < 0.55 * _params(model)
+    # which channels were kept: the parent's embedding columns the child holds
+    parent_cols = model.encoder.embeddings.word_embeddings.weight[:50]
+    kept = torch.tensor([int((parent_cols - c[:, None]).abs().sum(0).argmin()) for c in
+                         emb.word_embeddings.weight[:50].T])
+    assert kept.unique().numel() == 192
+    with torch.no_grad():
+        out, ref = small(x), _hand_masked(model, kept)(x)
+        assert torch.allclose(out, ref, atol=1e-5), float((out - ref).abs().max())
+        assert not torch.allclose(out, model(x), atol=1e-3)  # restricting the LayerNorms is a real change
+    card = Lineage(method="depgraph", config={}, seed=0, extra={"shrunk_layout": layout(small, model)})
+    loaded = Child.load(Child(small, card).save(tmp_path / "stream"))
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), out)
+
+
+def test_guard_refuses_a_layernorm_left_unrestricted(monkeypatch):
+    import childnet._depgraph_mask as dm
+
+    model, x = _tiny("minilm")
+    real = dm._replace
+
+    def forget_one(masked, name, new):  # the masked twin keeps one LayerNorm over all 384 channels
+        if name != f"{_LAYER}.output.LayerNorm":
+            real(masked, name, new)
+
+    monkeypatch.setattr(dm, "_replace", forget_one)
+    with pytest.raises(ChildnetError, match=f"broke layer {_LAYER}.output.dense"):
+        _stream_only(model, x)
+
+
+def test_kept_layernorm_composes_and_matches_a_small_layernorm():
+    from childnet._depgraph_mask import KeptLayerNorm
+
+    torch.manual_seed(0)
+    ln = nn.LayerNorm(8)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.uniform_(-1, 1)
+    kept = KeptLayerNorm(ln, torch.tensor([0, 2, 3, 5, 6, 7]))
+    kept.restrict([1, 4])  # positions among the kept: channels 2 and 6 go too
+    assert kept.kept.tolist() == [0, 3, 5, 7]
+    x = torch.randn(4, 8)
+    out = kept(x)
+    idx = [0, 3, 5, 7]
+    small = nn.LayerNorm(4)
+    with torch.no_grad():
+        small.weight.copy_(ln.weight[idx])
+        small.bias.copy_(ln.bias[idx])
+    assert torch.allclose(out[:, idx], small(x[:, idx]), atol=1e-6)
+    assert out[:, [1, 2, 4, 6]].abs().max() == 0 and kept.weight[[1, 2, 4, 6]].abs().max() == 0
+
+
+class Tokens(nn.Module):
+    """Word + position embeddings into a residual block: the embeddings' columns are the stream's channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.word, self.pos = nn.Embedding(20, 8), nn.Embedding(10, 8)
+        self.fc, self.head = nn.Linear(8, 8), nn.Linear(8, 3)
+
+    def forward(self, ids):
+        h = self.word(ids) + self.pos(torch.arange(ids.shape[1]))
+        h = h + torch.relu(self.fc(h))
+        return self.head(h.mean(1))
+
+
+def test_embedding_channels_are_columns(monkeypatch):
+    import childnet._depgraph_mask as dm
+
+    torch.manual_seed(0)
+    model, ids = Tokens().eval(), torch.randint(0, 20, (6, 5))
+    small, report = depgraph_shrink(model, ids, 0.5, scope="layer")
+    assert small.word.weight.shape == (20, 4) and small.pos.embedding_dim == 4
+    assert report.groups[0]["kind"] == "stream"
+    # zeroing rows (tokens) instead of columns would make a wrong masked parent: the guard then refuses
+    monkeypatch.setattr(dm, "_COLUMNS", tuple(c for c in dm._COLUMNS if c is not nn.Embedding))
+    monkeypatch.setattr(dm, "_ROWS", dm._ROWS + (nn.Embedding,))
+    with pytest.raises(ChildnetError, match="broke layer fc"):
+        depgraph_shrink(model, ids, 0.5, scope="layer")
+
+
+class Grouped(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm, self.head = nn.Conv2d(1, 8, 3), nn.GroupNorm(2, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.norm(self.conv(x))).mean((2, 3)))
+
+
+def test_groupnorm_and_multihead_attention_are_refused_with_the_reason():
+    torch.manual_seed(0)
+    _, report = depgraph_shrink(Grouped().eval(), torch.randn(2, 1, 6, 6), 0.5, norm_stream=True)
+    assert not report.groups and "GroupNorm" in report.skipped[0]["reason"]
+    from childnet._depgraph_mask import refusal
+
+    assert "MultiheadAttention" in refusal(nn.MultiheadAttention(8, 2), "att", True)
+    assert "LSTM" in refusal(nn.LSTM(4, 4), "rnn", True)
+    assert "over 2 dimensions" in refusal(nn.LayerNorm((4, 4)), "ln", True)
+    assert refusal(nn.LayerNorm(4), "ln", True) is None and "norm_stream" in refusal(nn.LayerNorm(4), "ln", False)
+
+
+class Shift(nn.Module):
+    """A bare parameter added to the stream: Torch-Pruning prunes it as an unwrapped parameter."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc0, self.fc, self.head = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+        self.shift = nn.Parameter(torch.randn(8))
+
+    def forward(self, x):
+        h = self.fc0(x) + self.shift
+        return self.head(h + torch.relu(self.fc(h)))
+
+
+def test_unwrapped_parameter_is_masked_in_the_parent():
+    torch.manual_seed(0)
+    small, report = depgraph_shrink(Shift().eval(), torch.randn(5, 6), 0.5, scope="layer")
+    assert small.shift.shape == (4,) and report.groups[0]["after"] == 4

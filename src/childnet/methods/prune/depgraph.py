@@ -5,7 +5,10 @@ Torch-Pruning library; the guard, the handling of frozen parents, the groups kep
 allocation rules are childnet's (:mod:`childnet.depgraph`). Unlike ``oneshot`` with ``structure:
 channels`` (childnet's own unit tables: mlp, cnn, resnet inner channels), it shrinks whatever the
 dependency graph couples: the ENAS children, MiniLM's attention heads and feed-forward width, the
-residual stream of a ResNet with projection shortcuts. The child is pruned once (on a batch of
+residual stream of a ResNet with projection shortcuts, and — with ``norm_stream: true`` — a transformer's
+hidden stream through its LayerNorms (MiniLM's hidden size, embeddings included; the guard then compares
+with the parent whose LayerNorms normalise over the kept channels only). ``norm_stream`` is off by default
+so that configs written before it keep their meaning (the stream kept at full width). The child is pruned once (on a batch of
 ``check_examples`` training inputs, which also feed the guard), then tuned with the same budget as the
 other prune methods. ``sparsity`` here is the share of prunable *units* (channels, neurons, heads).
 """
@@ -36,6 +39,10 @@ class DepGraphConfig(Config):
     scope: str = Field("global", description="global: one ranking over all groups (importances divided by their "
                        "group's mean); layer: the same fraction of every group")
     prune_stream: bool = Field(True, description="also prune channels shared through additions (the residual stream)")
+    norm_stream: bool = Field(False, description="also prune channels normalised by a LayerNorm (a transformer's hidden "
+                              "stream, embeddings included; needs prune_stream for a residual one); the guard then "
+                              "compares with the parent whose LayerNorms are restricted to the kept channels — off "
+                              "by default, so such groups keep their full width as before")
     heads: bool = Field(True, description="prune whole attention heads (Hugging Face style attention: MiniLM)")
     round_to: int = Field(1, ge=1, le=256, description="round every kept width to a multiple of this (8 or 16 suit "
                           "dense kernels; 1: no rounding)")
@@ -67,8 +74,8 @@ class DepGraphConfig(Config):
 
 
 def _options(cfg: DepGraphConfig) -> dict:
-    return {"scorer": cfg.scorer, "scope": cfg.scope, "prune_stream": cfg.prune_stream, "heads": cfg.heads,
-            "round_to": cfg.round_to, "ignored": cfg.ignored}
+    return {"scorer": cfg.scorer, "scope": cfg.scope, "prune_stream": cfg.prune_stream,
+            "norm_stream": cfg.norm_stream, "heads": cfg.heads, "round_to": cfg.round_to, "ignored": cfg.ignored}
 
 
 def check(parent, task, cfg: DepGraphConfig) -> None:
