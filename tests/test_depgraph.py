@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_bad_inputs import FAST_PARENT, _exp, run_cli  # noqa: F401 - run_cli is a fixture
+from test_bad_inputs import FAST_PARENT, _exp
 from test_cli import write
 from test_registry_contract import _example
 from torch import nn

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 import torch
-from test_bad_inputs import FAST_PARENT, _exp, run_cli  # noqa: F401 - run_cli is a fixture
+from test_bad_inputs import FAST_PARENT, _exp
 from test_cli import write
 from test_tune_text import minilm_parent, text_task  # noqa: F401 - fixtures
 
