@@ -360,9 +360,15 @@ def freshness(name: str) -> str:
         return f"`{name}` not run yet"
     if not path.exists():
         return f"`{name}`: no experiment file"
-    if "experiment_hash" not in data:
-        return f"`{name}`: exported before identities were recorded"
-    same = data["experiment_hash"] == experiment_identity(load_experiment(path).model_dump())
+    cfg = load_experiment(path)
+    if "experiment_hash" not in data:  # older export: compare what it holds (settings, method labels) at least
+        settings = data.get("settings") or {}
+        labels = {label for s in settings.values() for label in s.get("methods", {})}
+        if set(settings) != {s.id for s in cfg.settings()} or labels != {m.label for m in cfg.methods}:
+            return (f"`{name}`: **stale** (its settings or methods differ from the experiment file; exported "
+                    "before identities were recorded)")
+        return f"`{name}`: exported before identities were recorded (settings and methods match)"
+    same = data["experiment_hash"] == experiment_identity(cfg.model_dump())
     return f"`{name}`: current" if same else f"`{name}`: **stale** (the experiment file changed since)"
 
 

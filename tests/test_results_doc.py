@@ -135,7 +135,11 @@ def test_freshness_compares_the_exported_identity_with_the_experiment_file(tmp_p
     monkeypatch.setattr(results_doc, "RESULTS", results)
     assert "not run yet" in results_doc.freshness("ssa-mnist")
     (results / "ssa-mnist.json").write_text(json.dumps({"name": "ssa-mnist"}))
-    assert "before identities were recorded" in results_doc.freshness("ssa-mnist")
+    assert "**stale** (its settings or methods differ" in results_doc.freshness("ssa-mnist")
+    cfg = load_experiment(exp)
+    older = {s.id: {"methods": {m.label: {} for m in cfg.methods}} for s in cfg.settings()}
+    (results / "ssa-mnist.json").write_text(json.dumps({"name": "ssa-mnist", "settings": older}))
+    assert "before identities were recorded (settings and methods match)" in results_doc.freshness("ssa-mnist")
     ident = experiment_identity(load_experiment(exp).model_dump())
     (results / "ssa-mnist.json").write_text(json.dumps({"name": "ssa-mnist", "experiment_hash": ident}))
     assert results_doc.freshness("ssa-mnist") == "`ssa-mnist`: current"
