@@ -16,13 +16,7 @@ import yaml
 from childnet import Child, load_task, predict
 from childnet.errors import DataError
 
-CLI = [str(Path(sys.executable).parent / "childnet")]
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-def cli(*args, cwd=None):
-    env = dict(os.environ, COLUMNS="200")
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd)
 
 
 def user_error(proc, *needles):
@@ -74,10 +68,10 @@ def test_sequence_layouts_are_read_as_sequences(tmp_path, shape, want):
 
 
 @pytest.mark.parametrize("model, shape", [("cnn", (1, 32, 1)), ("resnet", (2, 32))])
-def test_1d_signals_train_with_cnn_and_resnet_through_the_cli(tmp_path, model, shape):
+def test_1d_signals_train_with_cnn_and_resnet_through_the_cli(tmp_path, model, shape, run_cli):
     path = _npz(tmp_path / "s.npz", shape)
     exp = _experiment(tmp_path, {"name": "arrays", "path": path}, model=model)
-    proc = cli("run", exp, "--out", tmp_path / "run", "--workers", "0", "--quiet")
+    proc = run_cli("run", exp, "--out", tmp_path / "run", "--workers", "0", "--quiet")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rec = json.loads((tmp_path / "run" / "results.jsonl").read_text().splitlines()[0])
     assert rec["status"] == "ok", rec
@@ -245,20 +239,20 @@ def test_diverging_loss_on_huge_inputs_names_the_scale():
 # ------------------------------------------------------------------ validate
 
 
-def test_validate_builds_every_network_before_training(tmp_path):
+def test_validate_builds_every_network_before_training(tmp_path, run_cli):
     path = _npz(tmp_path / "t.npz", (12,))
     raw = {"task": {"name": "arrays", "path": path}, "parent": {"model": {"name": "mlp", "hidden": [8]}},
            "methods": [{"name": "kd", "child": {"name": "cnn", "width": 4}}, "random_search",
                        {"name": "oneshot", "structure": "channels"}], "seeds": 1}
     exp = tmp_path / "bad.yaml"
     exp.write_text(yaml.safe_dump(raw))
-    proc = cli("validate", exp)
+    proc = run_cli("validate", exp)
     user_error(proc, "problems", "methods[random_search]", "image inputs", "methods[oneshot].structure")
     assert not (tmp_path / "cache").exists()
     raw["methods"] = ["kd"]
     raw["task"]["path"] = str(tmp_path / "missing.npz")
     exp.write_text(yaml.safe_dump(raw))
-    user_error(cli("validate", exp), "file not found")
+    user_error(run_cli("validate", exp), "file not found")
 
 
 def test_structured_pruning_shrinks_a_1d_cnn(tmp_path):
