@@ -12,14 +12,13 @@ within-method slope of the metric on accuracy, ANCOVA-style). Rows are the run f
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import RESULTS, command  # noqa: E402
+from _common import RESULTS, command, write_json  # noqa: E402
 
 from childnet.report.calibration import matched_accuracy_difference  # noqa: E402
 from childnet.runfolder import read_experiment  # noqa: E402
@@ -57,10 +56,7 @@ def main(argv=None) -> int:
     data = {"name": f"{exp.get('name', args.run.name)}-calibration", "command": command(), "baseline": baseline,
             "method": "accuracy-adjusted paired difference (method - baseline), pooled within-method slope",
             "settings": summarise(rows, baseline)}
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"{data['name']}.json"
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"wrote {path} from {len(rows)} units")
+    write_json(data, args.results_dir, len(rows))
     return 0
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import RESULTS, command  # noqa: E402
+from _common import RESULTS, command, write_json  # noqa: E402
 
 from childnet.report.stats import mean_std, paired_t_test  # noqa: E402
 from childnet.runfolder import read_experiment  # noqa: E402
@@ -198,10 +198,7 @@ def main(argv=None) -> int:
     facts = [unit_facts(args.run, r) for r in rows]
     poisoned = "poison_copies" in (exp.get("sweep") or {})
     data = poison_enas(args.run, exp, facts) if poisoned else enas_mnist(args.run, exp, facts)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"{data['name']}.json"
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"wrote {path} from {len(rows)} units")
+    write_json(data, args.results_dir, len(rows))
     return 0
 
 
