@@ -24,6 +24,8 @@ from typing import Any, Callable
 import results_doc_tables as tables
 from results_doc_tables import Source, reproduction
 
+from childnet.report.summary import format_picks
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "results.md"
@@ -64,6 +66,16 @@ EXTRA_COLUMNS = {"manas-amazon": ("ndcg@10",), "manas-logic": (), "ensembles-mni
                  "tune-minilm-rt-peft": _TRAIN_COST, "tune-minilm-rt": _TRAIN_COST, "tune-minilm-rt-agwm": _TRAIN_COST}
 
 
+#: Extra columns that count things: printed as integers with thousands separators.
+COUNT_COLUMNS = {"trainable_params", "params", "macs"}
+
+
+def _extra_cell(key: str, value) -> str:
+    if not isinstance(value, (int, float)):
+        return "—"
+    return f"{value:,.0f}" if key in COUNT_COLUMNS else f"{value:.3f}"
+
+
 def results_table(name: str) -> str:
     """The table of one reproduction JSON: setting, method, seeds, candidates, metric, Δ, p, NLL, ECE, non-zeros."""
     data = _load(name)
@@ -74,23 +86,24 @@ def results_table(name: str) -> str:
     select = data.get("select") or {}
     entries = [e for s in settings.values() for e in s["methods"].values()]
     extra = [k for k in ("nll", "ece") + EXTRA_COLUMNS.get(name, ()) if any(k in e for e in entries) and k != metric]
-    head = (["setting"] if many else []) + ["method", "seeds"] + (["candidates / seed"] if select else []) + [
+    head = (["setting"] if many else []) + ["method", "seeds"] + (["candidates / seed", "picked (seeds)"] if select else []) + [
         f"{metric}{unit} (mean ± std)", f"Δ vs {baseline}" if baseline else "Δ", "p"] + extra + ["non-zero params"]
     rows = []
     for sid, setting in settings.items():
         for label, e in setting["methods"].items():
             row = ([sid] if many else []) + [label, str(len(e["values"]))]
             if select:
-                row.append(str(select.get(label, {}).get("candidates", 1)))
+                row += [str(select.get(label, {}).get("candidates", 1)), format_picks(e["picks"]) if e.get("picks") else "—"]
             row += [f"{_num(e['mean'], metric)} ± {_num(e['std'], metric)}",
                     _num(e.get("delta"), metric, signed=True) if e.get("delta") is not None else "—",
                     _p(e.get("p_value"))]
-            row += [f"{e[k]:.3f}" if isinstance(e.get(k), (int, float)) else "—" for k in extra]
+            row += [_extra_cell(k, e.get(k)) for k in extra]
             row.append(f"{e['nonzero_params']:,.0f}" if isinstance(e.get("nonzero_params"), (int, float)) else "—")
             rows.append(row)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines + ["", NOTE.format(src=f"{name}.json") + f" Command: `{data['command']}`."])
+    notes = [f"- Report warning: {w}" for w in data.get("warnings") or []]
+    return "\n".join(lines + [""] + (notes + [""] if notes else []) + [NOTE.format(src=f"{name}.json") + f" Command: `{data['command']}`."])
 
 
 def poison_table() -> str:

@@ -198,6 +198,39 @@ def test_export_results_format_orders_values_by_seed(tmp_path):
     assert "train_macs" in build_report(run).markdown.read_text(encoding="utf-8")
 
 
+def test_select_picks_are_kept_per_seed_and_a_grid_edge_is_named(tmp_path):
+    """Means of picks hide the choice: the summary, the export and the report keep them per seed, and a grid
+    whose edge every seed picked gets a warning that names the method, the field and the grid."""
+    exp = _experiment(["scratch", "kd"], seeds=3)
+    exp["methods"][0]["select"] = {"strategy": "grid", "params": {"train.lr": [0.01, 0.1]}}
+    exp["methods"][1]["select"] = {"strategy": "grid", "params": {"train.lr": [0.001, 0.01, 0.1]}}
+    picks = {"scratch": [0.1, 0.01, 0.1], "kd": [0.1, 0.1, 0.1]}
+    units = [_unit(label, s, ACC[label][s], select_candidates=len(exp["methods"][i]["select"]["params"]["train.lr"]),
+                   **{"select_val_accuracy": 0.9, "select_train.lr": picks[label][s]})
+             for i, label in enumerate(("scratch", "kd")) for s in range(3)]
+    run = _write_run(tmp_path / "run", exp, units)
+    methods = summarize(run)["settings"]["default"]["methods"]
+    assert methods["scratch"]["picks"] == {"train.lr": picks["scratch"]}
+    out = export_results(run, "select-test", "childnet run x.yaml")
+    assert out["settings"]["default"]["methods"]["kd"]["picks"] == {"train.lr": [0.1, 0.1, 0.1]}
+    assert out["warnings"] == ["kd: every seed picked train.lr = 0.1, the top of its grid [0.001, 0.01, 0.1]: "
+                               "the best value may lie beyond it — extend the grid"]  # scratch's picks differ
+    report = build_report(run).markdown.read_text(encoding="utf-8")
+    assert "picks of scratch:** train.lr 0.01 ×1, 0.1 ×2 (seeds per value)" in report
+    assert "the top of its grid" in report
+
+
+def test_a_pretrained_parent_with_a_fresh_head_is_not_called_degenerate(tmp_path):
+    chance = {"accuracy": 0.5, "majority_accuracy": 0.58, "predicted_classes": 2}
+    units = [dict(_unit("scratch", s, ACC["scratch"][s]), parent=dict(PARENT, metrics=chance, source="pretrained"))
+             for s in range(3)]
+    run = _write_run(tmp_path / "run", _experiment(["scratch"]), units)
+    assert summarize(run)["warnings"] == []
+    trained = [dict(u, parent=dict(u["parent"], source="trained")) for u in units]
+    run = _write_run(tmp_path / "run2", _experiment(["scratch"]), trained)
+    assert "inherit nothing useful" in summarize(run)["warnings"][0]
+
+
 def test_degenerate_statistics_give_no_nan_and_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

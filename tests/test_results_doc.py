@@ -149,3 +149,18 @@ def test_freshness_compares_the_exported_identity_with_the_experiment_file(tmp_p
     raw["task"] = dict(raw["task"], n_train=123)
     exp.write_text(yaml.safe_dump(raw))
     assert "stale" in results_doc.freshness("ssa-mnist")
+
+
+def test_a_selected_method_shows_its_picks_and_the_report_warnings(tmp_path, monkeypatch):
+    data = json.loads((results_doc.RESULTS / "tune-minilm-rt-peft.json").read_text())
+    data["select"] = {"lora": {"strategy": "grid", "candidates": 2, "fields": {"train.lr": [5e-4, 1e-3]}}}
+    data["settings"]["default"]["methods"]["lora"]["picks"] = {"train.lr": [1e-3] * 5}
+    data["warnings"] = ["lora: every seed picked train.lr = 0.001, the top of its grid"]
+    (tmp_path / "tune-minilm-rt-peft.json").write_text(json.dumps(data))
+    monkeypatch.setattr(results_doc, "RESULTS", tmp_path)
+    table = results_doc.results_table("tune-minilm-rt-peft")
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    assert "| candidates / seed | picked (seeds) |" in rows["method"]
+    assert "| 2 | train.lr 0.001 ×5 |" in rows["lora"] and "| 1 | — |" in rows["vanilla"]
+    assert "| 25,346 |" in rows["lora"]  # trainable parameters are a count, not 25346.000
+    assert "- Report warning: lora: every seed picked train.lr = 0.001, the top of its grid" in table

@@ -60,6 +60,7 @@ def test_grid_and_optuna_pick_on_validation_and_report_the_pick(tmp_path):
     assert "select" not in experiment["methods"][0] and experiment["methods"][1]["select"]["params"]
     report = (out / "report.md").read_text()
     assert "candidates per seed:** scratch 1, scratch-grid 2, scratch-optuna 2" in report
+    assert f"picks of scratch-grid:** train.lr {grid['extra']['select']['picked']['train.lr']:g} ×1" in report
     # selection's training compute counts every candidate: twice one scratch child's here
     from childnet.report import summarize
 

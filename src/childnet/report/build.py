@@ -17,7 +17,7 @@ from ._runfolder import load_run_folder
 from .generations import report_generation_blocks
 from .plots import seed_points_png, sweep_band_png, training_curves_png
 from .stats import MIN_WILCOXON_PAIRS
-from .summary import summarize_run
+from .summary import format_picks, summarize_run
 from .tables import extra_metrics_table, failures_table, format_count, format_value, setting_table
 
 __all__ = ["ReportPaths", "build_report"]
@@ -79,6 +79,11 @@ def _overview(summary: dict) -> list[Block]:
         fields = "; ".join(f"{k} ∈ {v}" for k, v in sel["fields"].items())
         items.append((f"selection of {label}", f"{sel['candidates']} candidates per seed ({sel['strategy']}: "
                       f"{fields}), picked by validation {summary['metric']}; the test metric is the pick's"))
+        for sid, setting in summary["settings"].items():
+            picks = (setting["methods"].get(label) or {}).get("picks")
+            if picks:
+                where = f" ({sid})" if len(summary["settings"]) > 1 else ""
+                items.append((f"picks of {label}{where}", format_picks(picks) + " (seeds per value)"))
     blocks: list[Block] = [Heading(summary["name"], 1), Paragraph(f"Run folder: {summary['run_dir']}"),
                            Heading("Task and parent"), Bullets(items)]
     if summary["skipped_lines"]:

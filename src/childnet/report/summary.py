@@ -51,6 +51,29 @@ def _metric_means(units: list[dict]) -> dict[str, float]:
     return {key: sum(vals) / len(vals) for key, vals in sums.items()}
 
 
+def _picks(units: list[dict]) -> dict[str, list]:
+    """Per ``select`` field, the value each unit picked on validation (``select_<field>`` metrics; units in seed order).
+
+    Means of picks hide what was chosen (a mean lr of 1.6e-4 is no candidate), so the report keeps them per seed.
+    """
+    fields = sorted({key[len("select_"):] for u in units for key in (u.get("metrics") or {})
+                     if key.startswith("select_") and key != "select_candidates" and not key.startswith("select_val_")})
+    return {field: [(u.get("metrics") or {}).get(f"select_{field}") for u in units] for field in fields}
+
+
+def format_picks(picks: dict[str, list]) -> str:
+    """``{"train.lr": [2e-4, 1e-4, 2e-4]}`` → ``"train.lr 0.0001 ×1, 0.0002 ×2"``: how many seeds picked each value."""
+    parts = []
+    for field, values in picks.items():
+        counts: dict = {}
+        for value in values:
+            counts[value] = counts.get(value, 0) + 1
+        order = sorted(counts, key=lambda v: (not isinstance(v, (int, float)), v if isinstance(v, (int, float)) else 0))
+        parts.append(f"{field} " + ", ".join(f"{v:g} ×{counts[v]}" if isinstance(v, (int, float)) else f"{v} ×{counts[v]}"
+                                             for v in order))
+    return "; ".join(parts)
+
+
 def _method_entry(label: str, name: str, units: list[dict], metric: str, expected_seeds: int) -> dict:
     ok, failures = [], []
     for unit in sorted(units, key=lambda u: _seed_of(u, -1)):
@@ -75,6 +98,7 @@ def _method_entry(label: str, name: str, units: list[dict], metric: str, expecte
         "mean": mean,
         "std": std,
         "metrics": _metric_means(ok),
+        "picks": _picks(ok),
         "wall_time_s": sum(walls) / len(walls) if walls else None,
         "failures": failures,
         "_by_seed": by_seed,
@@ -169,7 +193,8 @@ def degenerate_reason(metrics: dict) -> str | None:
 def _warnings(setting_id: str, parent: dict | None, methods: dict[str, dict], units: list[dict]) -> list[str]:
     hint = ("check the input scale (task.standardize for arrays), the labels and the learning rate")
     out = []
-    reason = degenerate_reason((parent or {}).get("metrics") or {})
+    # a pretrained parent with a fresh head (the tune family's MiniLM) scores at chance by construction
+    reason = None if (parent or {}).get("source") == "pretrained" else degenerate_reason((parent or {}).get("metrics") or {})
     if reason:
         out.append(f"the parent {reason}: its children inherit nothing useful — {hint}")
     for label in methods:
@@ -180,6 +205,26 @@ def _warnings(setting_id: str, parent: dict | None, methods: dict[str, dict], un
                           and str(u.get("label", u.get("method"))) == label and degenerate_reason(u["metrics"]))
             where = "" if setting_id == "default" else f" ({setting_id})"
             out.append(f"{label}{where} seed(s) {bad}: the child {reason} — {hint}")
+    return out
+
+
+def _edge_warnings(setting_id: str, methods: dict[str, dict], selected: dict[str, dict]) -> list[str]:
+    """A grid whose edge every seed picked: the best value may lie outside it (say so, with the grid)."""
+    out = []
+    for label, sel in selected.items():
+        picks = (methods.get(label) or {}).get("picks") or {}
+        if sel.get("strategy") != "grid":
+            continue
+        for field, grid in sel["fields"].items():
+            values = picks.get(field)
+            numbers = [v for v in grid if _finite_number(v)] if isinstance(grid, list) else []
+            if len(numbers) < 2 or len(numbers) != len(grid) or not values or len(set(values)) != 1:
+                continue
+            side = {max(numbers): "top", min(numbers): "bottom"}.get(values[0])
+            if side is not None:
+                where = "" if setting_id == "default" else f" ({setting_id})"
+                out.append(f"{label}{where}: every seed picked {field} = {values[0]:g}, the {side} of its grid "
+                           f"{grid}: the best value may lie beyond it — extend the grid")
     return out
 
 
@@ -283,7 +328,7 @@ def summarize_run(run: RunFolder) -> dict[str, Any]:
         for entry in methods.values():
             del entry["_by_seed"]
         parent = _parent_info(units)
-        setting_warnings = _warnings(sid, parent, methods, units)
+        setting_warnings = _warnings(sid, parent, methods, units) + _edge_warnings(sid, methods, selection_summary(exp))
         warnings += [w for w in setting_warnings if w not in warnings]
         settings[sid] = {"id": sid, "overrides": overrides, "parent": parent,
                          "baseline_note": note, "methods": methods, "warnings": setting_warnings}
@@ -332,7 +377,8 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     their errors) and not yet run (``n_missing``); the primary metric's per-seed ``values``,
     ``mean`` and ``std`` (ddof=1); ``delta`` (mean of paired differences vs the baseline),
     ``p_value`` (paired t-test, see :mod:`childnet.report.stats`), ``wilcoxon_p`` (only from
-    6 pairs on); and ``metrics``: the mean of every other numeric metric over successful seeds.
+    6 pairs on); ``metrics``: the mean of every other numeric metric over successful seeds; and
+    ``picks``: per ``select`` field, the value each successful seed picked (empty without ``select``).
 
     Args:
         run_dir: a run folder written by ``childnet run`` (``experiment.json`` + ``results.jsonl``).
@@ -348,6 +394,8 @@ def _export_method(entry: dict, metric: str) -> dict:
     out.update(delta=entry["delta"], n_failed=entry["n_failed"])
     if "wilcoxon_p" in entry:
         out["wilcoxon_p"] = entry["wilcoxon_p"]
+    if entry.get("picks"):
+        out["picks"] = entry["picks"]
     for key, value in entry["metrics"].items():
         if key != metric and key not in out:
             out[key] = value
@@ -363,7 +411,8 @@ def export_results(run_dir: str | Path, name: str, command: str) -> dict[str, An
         ``{"name", "command", "task", "metric", "baseline", "parent", "sweep_field", "experiment_hash"
         (:func:`childnet.runfolder.experiment_identity` of the run's experiment), "settings": {SETTING:
         {"overrides", "methods": {LABEL: {"values" (ordered by seed), "mean", "std", "p_value", "seeds",
-        "delta", "n_failed", ...cost means}}}}}``.
+        "delta", "n_failed", "picks" (per select field, the value each seed picked; only with select), ...cost
+        means}}}}, "select" and "warnings" (the report's, e.g. a grid edge every seed picked) when there are any}``.
     """
     summary = summarize(run_dir)
     metric = summary["metric"]
@@ -384,4 +433,5 @@ def export_results(run_dir: str | Path, name: str, command: str) -> dict[str, An
         "experiment_hash": experiment_identity(read_experiment(run_dir) or {}),
         "settings": settings,
         **({"select": summary["select"]} if summary["select"] else {}),
+        **({"warnings": summary["warnings"]} if summary["warnings"] else {}),
     }
