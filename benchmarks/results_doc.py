@@ -63,11 +63,16 @@ def _num(value: Any, metric: str, signed: bool = False) -> str:
 #: Metrics shown beside the primary one, per result (besides NLL and ECE where present).
 _TRAIN_COST = ("trainable_params", "step_ms", "optimizer_state_mb", "train_rss_peak_mb")
 EXTRA_COLUMNS = {"manas-amazon": ("ndcg@10",), "manas-logic": (), "ensembles-mnist": ("member_accuracy_mean",),
-                 "tune-minilm-rt-peft": _TRAIN_COST, "tune-minilm-rt": _TRAIN_COST, "tune-minilm-rt-agwm": _TRAIN_COST}
+                 "tune-minilm-rt-peft": _TRAIN_COST, "tune-minilm-rt": _TRAIN_COST, "tune-minilm-rt-agwm": _TRAIN_COST,
+                 "tune-minilm-rt-peft-lr": _TRAIN_COST}
 
 
 #: Extra columns that count things: printed as integers with thousands separators.
 COUNT_COLUMNS = {"trainable_params", "params", "macs"}
+
+
+#: Runs without a baseline of their own, compared by seed with another run's method in the same setting.
+PAIRED_WITH = {"tune-minilm-rt-peft-lr": ("tune-minilm-rt", "vanilla")}
 
 
 def _extra_cell(key: str, value) -> str:
@@ -80,6 +85,20 @@ def results_table(name: str) -> str:
     """The table of one reproduction JSON: setting, method, seeds, candidates, metric, Δ, p, NLL, ECE, non-zeros."""
     data = _load(name)
     metric, baseline = data["metric"], data.get("baseline")
+    other = PAIRED_WITH.get(name)
+    if other is not None and not baseline:  # Δ and p against another run's baseline, paired by seed
+        base_run = _load(other[0])
+        if base_run is None:
+            return tables.missing((Source(other[0], reproduction(other[0])),), [None])
+        baseline = f"{other[1]} of {other[0]}.json"
+        for sid, setting in data["settings"].items():
+            base = base_run["settings"].get(sid, {}).get("methods", {}).get(other[1])
+            for e in setting["methods"].values():
+                common = sorted(set(e["seeds"]) & set(base["seeds"])) if base else []
+                if len(common) >= 2:
+                    ours, theirs = dict(zip(e["seeds"], e["values"])), dict(zip(base["seeds"], base["values"]))
+                    e["delta"] = sum(ours[s] - theirs[s] for s in common) / len(common)
+                    e["p_value"] = _paired_p(e, base)
     unit = " %" if metric == "accuracy" else ""
     settings = data["settings"]
     many = len(settings) > 1
@@ -103,7 +122,8 @@ def results_table(name: str) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     notes = [f"- Report warning: {w}" for w in data.get("warnings") or []]
-    return "\n".join(lines + [""] + (notes + [""] if notes else []) + [NOTE.format(src=f"{name}.json") + f" Command: `{data['command']}`."])
+    src = f"{name}.json" + (f"` and `benchmarks/results/{other[0]}.json" if other is not None and baseline else "")
+    return "\n".join(lines + [""] + (notes + [""] if notes else []) + [NOTE.format(src=src) + f" Command: `{data['command']}`."])
 
 
 def poison_table() -> str:

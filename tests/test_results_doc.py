@@ -164,3 +164,37 @@ def test_a_selected_method_shows_its_picks_and_the_report_warnings(tmp_path, mon
     assert "| 2 | train.lr 0.001 ×5 |" in rows["lora"] and "| 1 | — |" in rows["vanilla"]
     assert "| 25,346 |" in rows["lora"]  # trainable parameters are a count, not 25346.000
     assert "- Report warning: lora: every seed picked train.lr = 0.001, the top of its grid" in table
+
+
+def test_a_run_without_baseline_is_paired_by_seed_with_the_named_run(tmp_path, monkeypatch):
+    from scipy import stats
+
+    main = json.loads((results_doc.RESULTS / "tune-minilm-rt.json").read_text())
+    (tmp_path / "tune-minilm-rt.json").write_text(json.dumps(main))
+    sid = "task.n_train=300"
+    vanilla = main["settings"][sid]["methods"]["vanilla"]
+    lora = [v + d for v, d in zip(vanilla["values"], (0.01, -0.02, 0.03, 0.0, 0.01))]
+    entry = {"values": lora[::-1], "seeds": vanilla["seeds"][::-1], "mean": sum(lora) / 5, "std": 0.01,
+             "p_value": None, "delta": None, "n_failed": 0, "trainable_params": 74498.0}
+    follow = {"name": "tune-minilm-rt-peft-lr", "command": "python benchmarks/reproduce.py x", "metric": "accuracy",
+              "baseline": None, "settings": {sid: {"overrides": {}, "methods": {"lora": entry}}}}
+    (tmp_path / "tune-minilm-rt-peft-lr.json").write_text(json.dumps(follow))
+    monkeypatch.setattr(results_doc, "RESULTS", tmp_path)
+    table = results_doc.results_table("tune-minilm-rt-peft-lr")
+    assert "| Δ vs vanilla of tune-minilm-rt.json | p |" in table
+    p = stats.ttest_rel(lora, vanilla["values"]).pvalue
+    assert f"| +0.60 | {results_doc._p(p)} |" in table  # mean of the paired differences, in points
+    assert "`benchmarks/results/tune-minilm-rt.json`" in table
+    (tmp_path / "tune-minilm-rt.json").unlink()
+    assert "tune-minilm-rt.json` is missing" in results_doc.results_table("tune-minilm-rt-peft-lr")
+
+
+def test_every_reproduction_has_its_place_on_the_page():
+    """A reproduction that has not run yet still has its section (naming what writes its JSON), so its first
+    JSON lands in the page instead of breaking it."""
+    import reproduce
+
+    text = results_doc.DOC.read_text(encoding="utf-8")
+    own = {"enas-mnist": "enas", "ensembles-mnist": "ensembles"}
+    for name in (p.stem for p in reproduce.reproductions()):
+        assert f"<!-- generated: {own.get(name, f'results:{name}')} -->" in text, name
