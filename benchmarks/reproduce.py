@@ -42,6 +42,7 @@ FOLLOW_UPS = {
     "manas-amazon": [["benchmarks/manas_metrics.py", "{run}"]],
     "naml-text": [["benchmarks/naml_summary.py", "{run}"]],
     "ensembles-mnist": [["benchmarks/ensemble_diversity.py", "{run}"]],
+    "tune-minilm-rt": [["benchmarks/calibration_matched.py", "{run}"]],
 }
 
 

@@ -424,7 +424,7 @@ def claims_table() -> str:
 
 
 #: Results with a table of their own above (not the generic one).
-OWN_TABLES = ("search_poison_enas", "ensembles-mnist", "enas-mnist")
+OWN_TABLES = ("search_poison_enas", "ensembles-mnist", "enas-mnist", "tune-minilm-rt-calibration")
 
 
 #: Pipelines (``stages:``): the final generation and the labels it is compared with (paired by seed), rendered

@@ -179,6 +179,28 @@ def diversity(d: dict) -> str:
                    f"CKA member–parent, {names}"], rows)
 
 
+def calibration(d: dict) -> str:
+    """NLL and ECE of each method minus the baseline's, raw and at matched accuracy (calibration_matched.py):
+    mean paired difference over seeds and its p; "overlap" says whether the two accuracy ranges overlap (without
+    it the adjustment extrapolates)."""
+    rows = []
+    for sid, methods in d["settings"].items():
+        for label, m in methods.items():
+            cells = [sid, label]
+            for metric in ("nll", "ece"):
+                e = m.get(metric)
+                if e is None:
+                    cells += ["—", "—"]
+                    continue
+                cells += [f"{e['raw_difference']['mean']:+.3f} (p {fmt_p(e['raw_p_value'])})",
+                          f"{e['adjusted_difference']['mean']:+.3f} (p {fmt_p(e['p_value'])})"]
+            cells.append("yes" if all((m.get(k) or {}).get("overlap", True) for k in ("nll", "ece")) else "no")
+            rows.append(cells)
+    base = d["baseline"]
+    return _table(["setting", "method", f"NLL − {base}", "at matched accuracy", f"ECE − {base}", "at matched accuracy",
+                   "accuracy ranges overlap"], rows)
+
+
 def inas_table(d: dict) -> str:
     """Per L_req percentile and method (inas_summary.py's ``inas.summary``): accuracy, intermittent latency,
     seeds meeting L_req, search wall time; mean ± std over seeds."""
@@ -264,6 +286,8 @@ def reproduction(name: str, then: str = "") -> str:
 TABLES: dict[str, tuple[Callable[..., str], tuple[Source, ...]]] = {
     "tune-speed": (tune_speed, (Source("tune_speed_child_tuning", "python benchmarks/tune_speed.py"),
                                 Source("tune_speed_weight_mixup", "python benchmarks/tune_speed.py"))),
+    "calibration:tune-minilm-rt": (calibration, (Source("tune-minilm-rt-calibration", reproduction(
+        "tune-minilm-rt", "python benchmarks/calibration_matched.py runs/tune-minilm-rt")),)),
     "prune-speed": (prune_speed, (Source("prune_speed_ssa", "python benchmarks/prune_speed.py"),
                                   Source("prune_speed_structured", "python benchmarks/prune_speed.py"))),
     "prune-structured": (prune_structured, (Source("prune_speed_structured", "python benchmarks/prune_speed.py"),)),

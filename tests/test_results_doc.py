@@ -198,3 +198,16 @@ def test_every_reproduction_has_its_place_on_the_page():
     own = {"enas-mnist": "enas", "ensembles-mnist": "ensembles"}
     for name in (p.stem for p in reproduce.reproductions()):
         assert f"<!-- generated: {own.get(name, f'results:{name}')} -->" in text, name
+
+
+def test_calibration_at_matched_accuracy_renders_from_the_summary_script():
+    import calibration_matched
+
+    rows = [{"setting": "task.n_train=300", "label": label, "seed": s,
+             "metrics": {"accuracy": acc + 0.01 * s, "nll": nll - 0.02 * s, "ece": 0.1 + 0.01 * s}}
+            for label, acc, nll in (("vanilla", 0.75, 0.9), ("child_tuning_d", 0.74, 0.6)) for s in range(5)]
+    data = {"baseline": "vanilla", "settings": calibration_matched.summarise(rows, "vanilla")}
+    table = results_doc.tables.calibration(data)
+    row = next(line for line in table.splitlines() if "child_tuning_d" in line)
+    assert row.startswith("| task.n_train=300 | child_tuning_d | -0.300 (p ")  # the same 0.3 lower NLL on every seed
+    assert row.endswith("| yes |") and "| NLL − vanilla | at matched accuracy |" in table
