@@ -2,6 +2,11 @@
 
     python benchmarks/results_doc.py            # rewrite docs/results.md's generated sections
     python benchmarks/results_doc.py --check    # exit 1 if they are stale (tests/test_results_doc.py does this)
+    python benchmarks/results_doc.py --ack NAME # after rereading the prose written from NAME.json
+
+Hand-written prose that quotes a JSON's numbers stands under ``<!-- prose from: NAME@DIGEST -->``; when the
+JSON changes (a rerun), ``--check`` and the tests name the paragraph until someone rereads it, updates its
+numbers and acknowledges it with ``--ack NAME``: a rerun cannot leave old numbers in the text unnoticed.
 
 A generated section sits between ``<!-- generated: KEY -->`` and ``<!-- end generated: KEY -->``; everything
 outside the markers is prose and is kept as written. Keys: ``claims`` (the claims table: per paper what
@@ -542,6 +547,51 @@ def _missing_run(key: str) -> str | None:
     return tables.missing((Source(name, writer),), [None])
 
 
+# ------------------------------------------------------------------ prose written from a JSON
+
+#: ``<!-- prose from: NAME@DIGEST [NAME@DIGEST ...] -->`` stands before hand-written prose that quotes numbers of
+#: ``benchmarks/results/NAME.json``; DIGEST is :func:`json_digest` of that file when the prose was last read.
+PROSE = re.compile(r"<!-- prose from: (?P<refs>[^>]*?) -->")
+
+
+def json_digest(name: str) -> str:
+    """12 hex digits of the SHA-256 of ``benchmarks/results/NAME.json``'s content (key order and spacing ignored);
+    ``missing`` if the file is not there."""
+    import hashlib
+
+    data = _load(name)
+    if data is None:
+        return "missing"
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def stale_prose(text: str) -> list[str]:
+    """One line per prose marker whose JSON changed since the prose under it was last read."""
+    out = []
+    for m in PROSE.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        for ref in m.group("refs").split():
+            name, _, digest = ref.partition("@")
+            now = json_digest(name)
+            if now != digest:
+                out.append(f"docs/results.md line {line}: the prose below was written from {name}.json {digest or '?'}"
+                           f", which is now {now}: reread it against the new numbers, then run "
+                           f"`python benchmarks/results_doc.py --ack {name}`")
+    return out
+
+
+def ack_prose(text: str, names: set[str]) -> str:
+    """``text`` with the prose markers of ``names`` set to their JSON's current digest (after a human reread)."""
+    def sub(m: re.Match) -> str:
+        refs = []
+        for ref in m.group("refs").split():
+            name = ref.partition("@")[0]
+            refs.append(f"{name}@{json_digest(name)}" if name in names else ref)
+        return f"<!-- prose from: {' '.join(refs)} -->"
+
+    return PROSE.sub(sub, text)
+
+
 def render(text: str, parts: dict[str, str] | None = None) -> str:
     """``text`` with every generated section replaced by its current rendering (unknown keys are an error)."""
     parts = sections() if parts is None else parts
@@ -558,16 +608,34 @@ def render(text: str, parts: dict[str, str] | None = None) -> str:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a table or a prose marker is stale")
+    ap.add_argument("--ack", metavar="NAME[,NAME]", help="after rereading the prose written from these JSON "
+                    "(names without .json; 'all' for every one), record their current digests")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     text = DOC.read_text(encoding="utf-8")
     new = render(text)
-    if "--check" in argv:
+    if args.check:
+        stale = stale_prose(text)
+        for line in stale:
+            print(line, file=sys.stderr)
         if new != text:
             print("docs/results.md is stale: run python benchmarks/results_doc.py", file=sys.stderr)
-            return 1
-        return 0
+        return 1 if stale or new != text else 0
+    if args.ack:
+        known = {ref.partition("@")[0] for m in PROSE.finditer(new) for ref in m.group("refs").split()}
+        names = known if args.ack == "all" else set(args.ack.split(","))
+        if names - known:
+            print(f"no prose marker names {', '.join(sorted(names - known))} (known: {', '.join(sorted(known))})",
+                  file=sys.stderr)
+            return 2
+        new = ack_prose(new, names)
     DOC.write_text(new, encoding="utf-8")
     print(f"rewrote the generated sections of {DOC}")
+    for line in stale_prose(new):
+        print(line, file=sys.stderr)
     return 0
 
 

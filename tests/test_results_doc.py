@@ -211,3 +211,26 @@ def test_calibration_at_matched_accuracy_renders_from_the_summary_script():
     row = next(line for line in table.splitlines() if "child_tuning_d" in line)
     assert row.startswith("| task.n_train=300 | child_tuning_d | -0.300 (p ")  # the same 0.3 lower NLL on every seed
     assert row.endswith("| yes |") and "| NLL − vanilla | at matched accuracy |" in table
+
+
+def test_prose_written_from_a_json_is_flagged_when_that_json_changes(tmp_path, monkeypatch, capsys):
+    text = results_doc.DOC.read_text(encoding="utf-8")
+    assert results_doc.stale_prose(text) == []  # every marker was acknowledged against the committed JSON
+    assert "<!-- prose from: tune-minilm-rt@" in text and "<!-- prose from: hkt-mnist@" in text
+    for path in results_doc.RESULTS.glob("*.json"):
+        shutil.copy(path, tmp_path / path.name)
+    data = json.loads((tmp_path / "hkt-mnist.json").read_text())
+    data["settings"]["init=scratch"]["methods"]["hkt"]["mean"] += 0.01  # a rerun moved a number
+    (tmp_path / "hkt-mnist.json").write_text(json.dumps(data))
+    monkeypatch.setattr(results_doc, "RESULTS", tmp_path)
+    stale = results_doc.stale_prose(text)
+    assert len(stale) == 1 and "the prose below was written from hkt-mnist.json" in stale[0]
+    assert "--ack hkt-mnist" in stale[0]
+    doc = tmp_path / "results.md"
+    doc.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(results_doc, "DOC", doc)
+    assert results_doc.main(["--check"]) == 1 and "hkt-mnist.json" in capsys.readouterr().err
+    assert results_doc.main(["--ack", "nope"]) == 2 and "no prose marker names nope" in capsys.readouterr().err
+    assert results_doc.main(["--ack", "hkt-mnist"]) == 0  # after the reread
+    assert results_doc.stale_prose(doc.read_text(encoding="utf-8")) == []
+    assert results_doc.main(["--check"]) == 0
