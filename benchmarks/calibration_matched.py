@@ -35,9 +35,12 @@ def summarise(rows: list[dict], baseline: str, metrics=("nll", "ece")) -> dict:
         base = by_label.get(baseline)
         if not base:
             continue
-        out[setting] = {label: {m: matched_accuracy_difference(runs, base, m) for m in metrics
-                                if all(m in v for v in list(runs.values()) + list(base.values()))}
-                        for label, runs in sorted(by_label.items()) if label != baseline}
+        out[setting] = {}
+        for label, runs in sorted(by_label.items()):
+            if label == baseline or len(set(runs) & set(base)) < 2:  # a comparison needs 2 seeds run by both
+                continue
+            out[setting][label] = {m: matched_accuracy_difference(runs, base, m) for m in metrics
+                                   if all(m in v for v in list(runs.values()) + list(base.values()))}
     return out
 
 

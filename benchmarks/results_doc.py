@@ -81,7 +81,7 @@ PAIRED_WITH = {"tune-minilm-rt-peft-lr": ("tune-minilm-rt", "vanilla")}
 
 
 def _extra_cell(key: str, value) -> str:
-    if not isinstance(value, (int, float)):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         return "—"
     return f"{value:,.0f}" if key in COUNT_COLUMNS else f"{value:.3f}"
 
@@ -90,12 +90,18 @@ def results_table(name: str) -> str:
     """The table of one reproduction JSON: setting, method, seeds, candidates, metric, Δ, p, NLL, ECE, non-zeros."""
     data = _load(name)
     metric, baseline = data["metric"], data.get("baseline")
-    other = PAIRED_WITH.get(name)
-    if other is not None and not baseline:  # Δ and p against another run's baseline, paired by seed
+    other = PAIRED_WITH.get(name) if not baseline else None
+    notes = [f"- Report warning: {w}" for w in data.get("warnings") or []]
+    if other is not None:  # Δ and p against another run's baseline, paired by seed, once that run is current
         base_run = _load(other[0])
         if base_run is None:
             return tables.missing((Source(other[0], reproduction(other[0])),), [None])
         baseline = f"{other[1]} of {other[0]}.json"
+        state = freshness(other[0])
+        if not state.endswith(": current"):
+            notes.append(f"- Δ and p wait for a current {other[0]}.json (now {state.replace('`', '')}): "
+                         f"pairing with another experiment's {other[1]} would compare different settings.")
+            base_run = {"settings": {}}
         for sid, setting in data["settings"].items():
             base = base_run["settings"].get(sid, {}).get("methods", {}).get(other[1])
             for e in setting["methods"].values():
@@ -126,8 +132,7 @@ def results_table(name: str) -> str:
             rows.append(row)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    notes = [f"- Report warning: {w}" for w in data.get("warnings") or []]
-    src = f"{name}.json" + (f"` and `benchmarks/results/{other[0]}.json" if other is not None and baseline else "")
+    src = f"{name}.json" + (f"` and `benchmarks/results/{other[0]}.json" if other is not None else "")
     return "\n".join(lines + [""] + (notes + [""] if notes else []) + [NOTE.format(src=src) + f" Command: `{data['command']}`."])
 
 
@@ -626,10 +631,16 @@ def main(argv=None) -> int:
         return 1 if stale or new != text else 0
     if args.ack:
         known = {ref.partition("@")[0] for m in PROSE.finditer(new) for ref in m.group("refs").split()}
-        names = known if args.ack == "all" else set(args.ack.split(","))
+        names = known if args.ack.strip() == "all" else {n.strip().removesuffix(".json") for n in args.ack.split(",")
+                                                          if n.strip()}
         if names - known:
             print(f"no prose marker names {', '.join(sorted(names - known))} (known: {', '.join(sorted(known))})",
                   file=sys.stderr)
+            return 2
+        absent = sorted(n for n in names if _load(n) is None)
+        if absent:
+            print(f"benchmarks/results/{absent[0]}.json is missing: prose cannot be acknowledged against a result "
+                  "that is not there", file=sys.stderr)
             return 2
         new = ack_prose(new, names)
     DOC.write_text(new, encoding="utf-8")

@@ -194,7 +194,8 @@ def calibration(d: dict) -> str:
                     continue
                 cells += [f"{e['raw_difference']['mean']:+.3f} (p {fmt_p(e['raw_p_value'])})",
                           f"{e['adjusted_difference']['mean']:+.3f} (p {fmt_p(e['p_value'])})"]
-            cells.append("yes" if all((m.get(k) or {}).get("overlap", True) for k in ("nll", "ece")) else "no")
+            overlaps = [m[k]["overlap"] for k in ("nll", "ece") if isinstance(m.get(k), dict) and "overlap" in m[k]]
+            cells.append("—" if not overlaps else "yes" if all(overlaps) else "no")
             rows.append(cells)
     base = d["baseline"]
     return _table(["setting", "method", f"NLL − {base}", "at matched accuracy", f"ECE − {base}", "at matched accuracy",

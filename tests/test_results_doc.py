@@ -182,6 +182,11 @@ def test_a_run_without_baseline_is_paired_by_seed_with_the_named_run(tmp_path, m
     monkeypatch.setattr(results_doc, "RESULTS", tmp_path)
     table = results_doc.results_table("tune-minilm-rt-peft-lr")
     assert "| Δ vs vanilla of tune-minilm-rt.json | p |" in table
+    monkeypatch.setattr(results_doc, "freshness", lambda name: f"`{name}`: **stale** (the experiment file changed)")
+    stale = results_doc.results_table("tune-minilm-rt-peft-lr")
+    assert "Δ and p wait for a current tune-minilm-rt.json" in stale and "| — | — |" in stale
+    monkeypatch.setattr(results_doc, "freshness", lambda name: f"`{name}`: current")
+    table = results_doc.results_table("tune-minilm-rt-peft-lr")
     p = stats.ttest_rel(lora, vanilla["values"]).pvalue
     assert f"| +0.60 | {results_doc._p(p)} |" in table  # mean of the paired differences, in points
     assert "`benchmarks/results/tune-minilm-rt.json`" in table
@@ -213,9 +218,13 @@ def test_calibration_at_matched_accuracy_renders_from_the_summary_script():
     assert row.endswith("| yes |") and "| NLL − vanilla | at matched accuracy |" in table
 
 
+def test_the_prose_of_results_md_was_reread_after_its_json_last_changed():
+    stale = results_doc.stale_prose(results_doc.DOC.read_text(encoding="utf-8"))
+    assert not stale, "reread these paragraphs, correct their numbers, then --ack:\n" + "\n".join(stale)
+
+
 def test_prose_written_from_a_json_is_flagged_when_that_json_changes(tmp_path, monkeypatch, capsys):
     text = results_doc.DOC.read_text(encoding="utf-8")
-    assert results_doc.stale_prose(text) == []  # every marker was acknowledged against the committed JSON
     assert "<!-- prose from: tune-minilm-rt@" in text and "<!-- prose from: hkt-mnist@" in text
     for path in results_doc.RESULTS.glob("*.json"):
         shutil.copy(path, tmp_path / path.name)
@@ -224,13 +233,29 @@ def test_prose_written_from_a_json_is_flagged_when_that_json_changes(tmp_path, m
     (tmp_path / "hkt-mnist.json").write_text(json.dumps(data))
     monkeypatch.setattr(results_doc, "RESULTS", tmp_path)
     stale = results_doc.stale_prose(text)
-    assert len(stale) == 1 and "the prose below was written from hkt-mnist.json" in stale[0]
-    assert "--ack hkt-mnist" in stale[0]
+    assert len(stale) == text.count("hkt-mnist@") >= 1  # every marker of that JSON, and only those
+    assert all("the prose below was written from hkt-mnist.json" in line and "--ack hkt-mnist" in line for line in stale)
     doc = tmp_path / "results.md"
     doc.write_text(text, encoding="utf-8")
     monkeypatch.setattr(results_doc, "DOC", doc)
     assert results_doc.main(["--check"]) == 1 and "hkt-mnist.json" in capsys.readouterr().err
     assert results_doc.main(["--ack", "nope"]) == 2 and "no prose marker names nope" in capsys.readouterr().err
-    assert results_doc.main(["--ack", "hkt-mnist"]) == 0  # after the reread
+    (tmp_path / "ssa-mnist.json").unlink()
+    assert results_doc.main(["--ack", "hkt-mnist, ssa-mnist"]) == 2  # nothing to acknowledge against
+    assert "ssa-mnist.json is missing" in capsys.readouterr().err
+    shutil.copy(results_doc.ROOT / "benchmarks" / "results" / "ssa-mnist.json", tmp_path / "ssa-mnist.json")
+    assert results_doc.main(["--ack", "hkt-mnist.json"]) == 0  # after the reread
     assert results_doc.stale_prose(doc.read_text(encoding="utf-8")) == []
     assert results_doc.main(["--check"]) == 0
+
+
+def test_the_peft_follow_up_shares_every_setting_of_the_run_it_is_paired_with():
+    """Pairing by seed with another run's baseline is fair only if everything but the methods is the same."""
+    import yaml
+
+    for name, (other, _) in results_doc.PAIRED_WITH.items():
+        ours, theirs = (yaml.safe_load((ROOT / "experiments" / f"{n}.yaml").read_text()) for n in (name, other))
+        for key in ("task", "parent", "seeds", "sweep", "evaluate"):
+            assert ours.get(key) == theirs.get(key), (name, key)
+        assert {k: v for k, v in ours["defaults"]["train"].items() if k != "lr"} == {
+            k: v for k, v in theirs["defaults"]["train"].items() if k != "lr"}

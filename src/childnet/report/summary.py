@@ -55,6 +55,8 @@ def _picks(units: list[dict]) -> dict[str, list]:
     """Per ``select`` field, the value each unit picked on validation (``select_<field>`` metrics; units in seed order).
 
     Means of picks hide what was chosen (a mean lr of 1.6e-4 is no candidate), so the report keeps them per seed.
+    Only numeric picks are recorded as metrics (:mod:`childnet.select`); a string, boolean or whole-block pick is
+    on the child's card (``extra.select.picked``) only.
     """
     fields = sorted({key[len("select_"):] for u in units for key in (u.get("metrics") or {})
                      if key.startswith("select_") and key != "select_candidates" and not key.startswith("select_val_")})
@@ -193,7 +195,8 @@ def degenerate_reason(metrics: dict) -> str | None:
 def _warnings(setting_id: str, parent: dict | None, methods: dict[str, dict], units: list[dict]) -> list[str]:
     hint = ("check the input scale (task.standardize for arrays), the labels and the learning rate")
     out = []
-    # a pretrained parent with a fresh head (the tune family's MiniLM) scores at chance by construction
+    # a pretrained parent with a fresh head (the tune family's MiniLM, the only model with pretrained weights here)
+    # scores at chance by construction; a model that ships a trained head would need its own rule
     reason = None if (parent or {}).get("source") == "pretrained" else degenerate_reason((parent or {}).get("metrics") or {})
     if reason:
         out.append(f"the parent {reason}: its children inherit nothing useful — {hint}")
@@ -209,11 +212,15 @@ def _warnings(setting_id: str, parent: dict | None, methods: dict[str, dict], un
 
 
 def _edge_warnings(setting_id: str, methods: dict[str, dict], selected: dict[str, dict]) -> list[str]:
-    """A grid whose edge every seed picked: the best value may lie outside it (say so, with the grid)."""
+    """A grid whose edge every seed picked: the best value may lie outside it (say so, with the grid).
+
+    Only once every expected seed has finished (at least 2): a partial run's first picks are no pattern yet.
+    """
     out = []
     for label, sel in selected.items():
-        picks = (methods.get(label) or {}).get("picks") or {}
-        if sel.get("strategy") != "grid":
+        entry = methods.get(label) or {}
+        picks = entry.get("picks") or {}
+        if sel.get("strategy") != "grid" or entry.get("n_missing", 1) or entry.get("n_ok", 0) < 2:
             continue
         for field, grid in sel["fields"].items():
             values = picks.get(field)
@@ -223,7 +230,7 @@ def _edge_warnings(setting_id: str, methods: dict[str, dict], selected: dict[str
             side = {max(numbers): "top", min(numbers): "bottom"}.get(values[0])
             if side is not None:
                 where = "" if setting_id == "default" else f" ({setting_id})"
-                out.append(f"{label}{where}: every seed picked {field} = {values[0]:g}, the {side} of its grid "
+                out.append(f"{label}{where}: every seed ({len(values)}) picked {field} = {values[0]:g}, the {side} of its grid "
                            f"{grid}: the best value may lie beyond it — extend the grid")
     return out
 
