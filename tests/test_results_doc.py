@@ -216,6 +216,9 @@ def test_calibration_at_matched_accuracy_renders_from_the_summary_script():
     row = next(line for line in table.splitlines() if "child_tuning_d" in line)
     assert row.startswith("| task.n_train=300 | child_tuning_d | -0.300 (p ")  # the same 0.3 lower NLL on every seed
     assert row.endswith("| yes |") and "| NLL − vanilla | at matched accuracy |" in table
+    # a method with a single seed shared with the baseline (a run under way) is left out, not a crash
+    one = [r for r in rows if r["label"] == "vanilla" or r["seed"] == 0]
+    assert calibration_matched.summarise(one, "vanilla") == {"task.n_train=300": {}}
 
 
 def test_the_prose_of_results_md_was_reread_after_its_json_last_changed():
