@@ -3,6 +3,7 @@
     python benchmarks/reproduce.py experiments/hkt-mnist.yaml [--out runs/hkt-mnist] [--workers 2]
     python benchmarks/reproduce.py --all [--root runs/reproduce] [--cache DIR] [--only a,b] [--workers 1]
     make reproduce                                     # = --all, then docs/results.md's tables
+    python benchmarks/reproduce.py --status [--root runs/reproduce]   # what is finished, which JSON is current
 
 The run folder resumes: re-running after an interruption only computes missing units. The JSON is in
 the "reproduction" format of DESIGN.md (per setting, per method: values per seed, mean, std, paired
@@ -13,7 +14,7 @@ p-value against the baseline) and records the exact command.
 ``--cache`` (default ``ROOT/parent-cache``), which must be empty or absent the first time: every parent is
 trained again by this code, none comes from an older cache. Re-running the same command resumes: finished
 units and the parents this invocation already trained are reused. For a second rerun from scratch, name a
-new ``--root``. After each run its summary scripts (:data:`FOLLOW_UPS`) rewrite their JSON; at the end
+new ``--root``. After each run (one experiment or --all) its summary scripts (:data:`FOLLOW_UPS`) rewrite their JSON; at the end
 ``benchmarks/results_doc.py`` rewrites docs/results.md's generated tables. A failed experiment does not
 stop the others (exit code 1 at the end).
 """
@@ -58,6 +59,33 @@ def reproductions() -> list[Path]:
             if run_command(p).startswith("python benchmarks/reproduce.py")]
 
 
+def follow_ups(name: str, out: Path) -> int:
+    """Run the summary scripts of reproduction ``name`` on its finished run folder ``out`` (0 if all succeed)."""
+    code = 0
+    for script in FOLLOW_UPS.get(name, []):
+        argv = [sys.executable, str(ROOT / script[0])] + [a.format(run=out) for a in script[1:]]
+        code = subprocess.run(argv, cwd=ROOT).returncode or code
+    return code
+
+
+def status(root: Path) -> list[str]:
+    """One line per reproduction: units finished in ``root/<name>`` of those planned, and whether its JSON in
+    benchmarks/results/ comes from the experiment file as it is now (docs/results.md's freshness column)."""
+    import results_doc
+
+    from childnet.config import load_experiment
+    from childnet.runner import plan_units, read_results
+
+    lines = []
+    for path in reproductions():
+        planned = {u.key for u in plan_units(load_experiment(path))}
+        folder = root / path.stem
+        done = {r.get("unit") for r in read_results(folder) if r.get("status") == "ok"} if folder.is_dir() else set()
+        state = results_doc.freshness(path.stem).replace("`", "").replace("**", "")
+        lines.append(f"{path.stem}: {len(done & planned)}/{len(planned)} units in {folder}; JSON: {state}")
+    return lines
+
+
 def run_one(experiment: Path, out: Path | None, workers: int | None, name: str | None, command: str) -> int:
     from childnet._progress import RichProgress
     from childnet.config import load_experiment
@@ -72,7 +100,9 @@ def run_one(experiment: Path, out: Path | None, workers: int | None, name: str |
     dest = ROOT / "benchmarks" / "results" / f"{name}.json"
     dest.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {dest} ({result.finished} units run now, {result.skipped} reused, {len(result.failed)} failed)")
-    return 1 if result.failed else 0
+    if result.failed:
+        return 1
+    return follow_ups(experiment.stem, out) if experiment.stem == name else 0
 
 
 def _fresh_cache(cache: Path) -> None:
@@ -102,9 +132,6 @@ def run_all(root: Path, cache: Path, workers: int | None, only: list[str] | None
         except Exception as err:  # one experiment's failure (e.g. a missing data package) stops only it
             print(f"{path.name}: {type(err).__name__}: {err}", file=sys.stderr)
             code = 1
-        for script in FOLLOW_UPS.get(path.stem, []) if code == 0 else []:
-            argv = [sys.executable, str(ROOT / script[0])] + [a.format(run=out) for a in script[1:]]
-            code = subprocess.run(argv, cwd=ROOT).returncode or code
         if code:
             failed.append(path.stem)
     import results_doc  # benchmarks/ is on sys.path when this file runs as a script
@@ -125,7 +152,12 @@ def main(argv=None) -> int:
     ap.add_argument("--root", type=Path, default=ROOT / "runs" / "reproduce", help="--all: folder of the run folders")
     ap.add_argument("--cache", type=Path, default=None, help="--all: parent cache, empty at first (default ROOT/parent-cache)")
     ap.add_argument("--only", default=None, help="--all: comma-separated experiment names")
+    ap.add_argument("--status", action="store_true", help="list each reproduction's finished units under --root "
+                    "and whether its JSON is current, then exit")
     args = ap.parse_args(argv)
+    if args.status:
+        print("\n".join(status(args.root)))
+        return 0
 
     import torch
 

@@ -262,3 +262,19 @@ def test_the_peft_follow_up_shares_every_setting_of_the_run_it_is_paired_with():
             assert ours.get(key) == theirs.get(key), (name, key)
         assert {k: v for k, v in ours["defaults"]["train"].items() if k != "lr"} == {
             k: v for k, v in theirs["defaults"]["train"].items() if k != "lr"}
+
+
+def test_reproduce_status_counts_finished_units_and_names_each_json_state(tmp_path, capsys):
+    import reproduce
+
+    (tmp_path / "ssa-mnist").mkdir()
+    unit = {"unit": "sparsity=0.8/oneshot/seed0", "status": "ok", "setting": "sparsity=0.8", "label": "oneshot",
+            "seed": 0}
+    failed = dict(unit, unit="sparsity=0.8/oneshot/seed1", status="failed")
+    (tmp_path / "ssa-mnist" / "results.jsonl").write_text(json.dumps(unit) + "\n" + json.dumps(failed) + "\n")
+    assert reproduce.main(["--status", "--root", str(tmp_path)]) == 0
+    lines = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert set(lines) == {p.stem for p in reproduce.reproductions()}
+    assert "ssa-mnist: 1/80 units" in lines["ssa-mnist"]  # the failed unit is not finished
+    assert "hkt-mnist-small: 0/25 units" in lines["hkt-mnist-small"] and "JSON: hkt-mnist-small: current" in lines[
+        "hkt-mnist-small"]
