@@ -290,12 +290,15 @@ def _ssa() -> tuple[str, str]:
 
 
 def _pat() -> tuple[str, str]:
-    d, cost = _load("ensembles-mnist"), _load("ensemble_speed")
+    """PAT against independent in the run itself: accuracy, and training MACs with the parent counted (≤ 0.4:
+    "a fraction of the cost", the target of the ensemble issue)."""
+    d = _load("ensembles-mnist")
     pat, ind = _entry(d, "default", "pat"), _entry(d, "default", "independent")
     close = (pat["p_value"] or 0) >= 0.05
+    ratio = pat["total_train_macs"] / ind["total_train_macs"]
     return (f"PAT {_num(pat['mean'], 'accuracy')} vs independent {_num(ind['mean'], 'accuracy')} "
-            f"(p {_p(pat['p_value'])}) at {cost['value']:.2f} of the compute",
-            "holds" if close and cost["passed"] else "not reproduced")
+            f"(p {_p(pat['p_value'])}) at {ratio:.2f} of the training MACs (parent counted)",
+            "holds" if close and ratio <= 0.4 else "partly (accuracy ties, cost above 0.4)" if close else "not reproduced")
 
 
 def _enas() -> tuple[str, str]:
