@@ -75,6 +75,10 @@ EXTRA_COLUMNS = {"manas-amazon": ("ndcg@10",), "manas-logic": (), "ensembles-mni
 #: Extra columns that count things: printed as integers with thousands separators.
 COUNT_COLUMNS = {"trainable_params", "params", "macs"}
 
+#: Header and number format of extra columns whose metric key is not a readable header (default: the key, 3 decimals).
+COLUMN_FORMAT = {"trainable_params": ("trainable params", ",.0f"), "step_ms": ("CPU ms / step", ".0f"),
+                 "optimizer_state_mb": ("optimizer state MB", ".2f"), "train_rss_peak_mb": ("peak RSS MB", ".0f")}
+
 
 #: Runs without a baseline of their own, compared by seed with another run's method in the same setting.
 PAIRED_WITH = {"tune-minilm-rt-peft-lr": ("tune-minilm-rt", "vanilla")}
@@ -83,6 +87,8 @@ PAIRED_WITH = {"tune-minilm-rt-peft-lr": ("tune-minilm-rt", "vanilla")}
 def _extra_cell(key: str, value) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return "—"
+    if key in COLUMN_FORMAT:
+        return f"{value:{COLUMN_FORMAT[key][1]}}"
     return f"{value:,.0f}" if key in COUNT_COLUMNS else f"{value:.3f}"
 
 
@@ -117,7 +123,8 @@ def results_table(name: str) -> str:
     entries = [e for s in settings.values() for e in s["methods"].values()]
     extra = [k for k in ("nll", "ece") + EXTRA_COLUMNS.get(name, ()) if any(k in e for e in entries) and k != metric]
     head = (["setting"] if many else []) + ["method", "seeds"] + (["candidates / seed", "picked (seeds)"] if select else []) + [
-        f"{metric}{unit} (mean ± std)", f"Δ vs {baseline}" if baseline else "Δ", "p"] + extra + ["non-zero params"]
+        f"{metric}{unit} (mean ± std)", f"Δ vs {baseline}" if baseline else "Δ", "p"] + [
+        COLUMN_FORMAT.get(k, (k,))[0] for k in extra] + ["non-zero params"]
     rows = []
     for sid, setting in settings.items():
         for label, e in setting["methods"].items():
@@ -263,6 +270,9 @@ def _agwm() -> tuple[str, str]:
     paper = _load("tune-minilm-rt-agwm")
     if paper is None:
         d, pairs = _load("tune-minilm-rt"), []
+        if d is not None and not any("weight_mixup" in s["methods"] for s in d["settings"].values()):
+            return ("no run from the current code yet: AGWM moved to its own experiment, tune-minilm-rt-agwm.yaml "
+                    "(issue 18), which has not been run", "pending")
         for sid in d["settings"]:
             pairs.append((sid, _entry(d, sid, "weight_mixup"), _entry(d, sid, "child_tuning_d")))
     else:  # Child-Tuning_D of tune-minilm-rt at the same 300 examples, seeds, split and parent (paired by seed)

@@ -163,6 +163,7 @@ def test_a_selected_method_shows_its_picks_and_the_report_warnings(tmp_path, mon
     assert "| candidates / seed | picked (seeds) |" in rows["method"]
     assert "| 2 | train.lr 0.001 ×5 |" in rows["lora"] and "| 1 | — |" in rows["vanilla"]
     assert "| 25,346 |" in rows["lora"]  # trainable parameters are a count, not 25346.000
+    assert "| trainable params | CPU ms / step | optimizer state MB | peak RSS MB |" in rows["method"]
     assert "- Report warning: lora: every seed picked train.lr = 0.001, the top of its grid" in table
 
 
@@ -192,6 +193,18 @@ def test_a_run_without_baseline_is_paired_by_seed_with_the_named_run(tmp_path, m
     assert "`benchmarks/results/tune-minilm-rt.json`" in table
     (tmp_path / "tune-minilm-rt.json").unlink()
     assert "tune-minilm-rt.json` is missing" in results_doc.results_table("tune-minilm-rt-peft-lr")
+
+
+def test_the_agwm_claim_is_pending_when_neither_run_holds_agwm(tmp_path, monkeypatch):
+    """After issue 18 tune-minilm-rt no longer runs AGWM: until tune-minilm-rt-agwm has run, the claim says so
+    (not "no result yet", and not a number from another run)."""
+    main = json.loads((results_doc.RESULTS / "tune-minilm-rt.json").read_text())
+    for setting in main["settings"].values():
+        setting["methods"].pop("weight_mixup", None)
+    (tmp_path / "tune-minilm-rt.json").write_text(json.dumps(main))
+    monkeypatch.setattr(results_doc, "RESULTS", tmp_path)
+    here, verdict = results_doc._agwm()
+    assert verdict == "pending" and "tune-minilm-rt-agwm.yaml" in here and "not been run" in here
 
 
 def test_every_reproduction_has_its_place_on_the_page():
