@@ -12,6 +12,7 @@ within-method slope of the metric on accuracy, ANCOVA-style). Rows are the run f
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -25,9 +26,17 @@ from childnet.runfolder import read_experiment  # noqa: E402
 from childnet.runner import read_results  # noqa: E402
 
 
-def summarise(rows: list[dict], baseline: str, metrics=("nll", "ece")) -> dict:
+def _natural(text: str) -> list:
+    """Sort key that orders ``task.n_train=300`` before ``task.n_train=1000``."""
+    return [(0, float(part), "") if re.fullmatch(r"\d+(\.\d+)?", part) else (1, 0.0, part)
+            for part in re.split(r"(\d+(?:\.\d+)?)", text) if part]
+
+
+def summarise(rows: list[dict], baseline: str, metrics=("nll", "ece"), order: list[str] | None = None) -> dict:
+    """Per setting (in natural order) and method (in ``order``, the experiment's, else by name)."""
+    rank = {label: i for i, label in enumerate(order or [])}
     out: dict = {}
-    for setting in sorted({r["setting"] for r in rows}):
+    for setting in sorted({r["setting"] for r in rows}, key=_natural):
         by_label: dict[str, dict[int, dict]] = {}
         for r in rows:
             if r["setting"] == setting:
@@ -36,7 +45,7 @@ def summarise(rows: list[dict], baseline: str, metrics=("nll", "ece")) -> dict:
         if not base:
             continue
         out[setting] = {}
-        for label, runs in sorted(by_label.items()):
+        for label, runs in sorted(by_label.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])):
             if label == baseline or len(set(runs) & set(base)) < 2:  # a comparison needs 2 seeds run by both
                 continue
             out[setting][label] = {m: matched_accuracy_difference(runs, base, m) for m in metrics
@@ -58,7 +67,7 @@ def main(argv=None) -> int:
         return 1
     data = {"name": f"{exp.get('name', args.run.name)}-calibration", "command": command(), "baseline": baseline,
             "method": "accuracy-adjusted paired difference (method - baseline), pooled within-method slope",
-            "settings": summarise(rows, baseline)}
+            "settings": summarise(rows, baseline, order=[m.get("label") or m.get("name") for m in exp.get("methods", [])])}
     write_json(data, args.results_dir, len(rows))
     return 0
 

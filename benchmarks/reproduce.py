@@ -63,7 +63,8 @@ def follow_ups(name: str, out: Path) -> int:
     """Run the summary scripts of reproduction ``name`` on its finished run folder ``out`` (0 if all succeed)."""
     code = 0
     for script in FOLLOW_UPS.get(name, []):
-        argv = [sys.executable, str(ROOT / script[0])] + [a.format(run=out) for a in script[1:]]
+        run = out.resolve().relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out.resolve()
+        argv = [sys.executable, str(ROOT / script[0])] + [a.format(run=run) for a in script[1:]]
         code = subprocess.run(argv, cwd=ROOT).returncode or code
     return code
 

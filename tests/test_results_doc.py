@@ -232,6 +232,12 @@ def test_calibration_at_matched_accuracy_renders_from_the_summary_script():
     # a method with a single seed shared with the baseline (a run under way) is left out, not a crash
     one = [r for r in rows if r["label"] == "vanilla" or r["seed"] == 0]
     assert calibration_matched.summarise(one, "vanilla") == {"task.n_train=300": {}}
+    # settings in natural order (300 before 1000), methods in the experiment's order
+    more = rows + [{**r, "setting": "task.n_train=1000"} for r in rows]
+    more += [{**r, "label": "ia3"} for r in rows if r["label"] == "child_tuning_d"]
+    out = calibration_matched.summarise(more, "vanilla", order=["vanilla", "child_tuning_d", "ia3"])
+    assert list(out) == ["task.n_train=300", "task.n_train=1000"]
+    assert list(out["task.n_train=300"]) == ["child_tuning_d", "ia3"]
 
 
 def test_the_prose_of_results_md_was_reread_after_its_json_last_changed():
