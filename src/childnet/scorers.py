@@ -25,10 +25,11 @@ imported before the config is validated).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Annotated, Callable
 
 import torch
 import torch.nn.functional as F
+from pydantic import AfterValidator
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -36,7 +37,7 @@ from .errors import ChildnetError
 from .registry import SCORERS
 from .tasks.base import Inputs, num_examples, take, to_device
 
-__all__ = ["SCORERS", "Scorer", "score", "fisher_information", "check_scorer"]
+__all__ = ["SCORERS", "Scorer", "ScorerName", "score", "fisher_information", "check_scorer"]
 
 #: ``scorer(model, names, *, seed, data) -> {name: scores}``; ``data`` is ``(x, y)`` of the training split.
 Scorer = Callable[..., dict]
@@ -47,6 +48,10 @@ def check_scorer(name: str) -> str:
     if not isinstance(name, str) or name not in SCORERS:
         raise ValueError(SCORERS.unknown_message(name))
     return name
+
+
+#: A config field naming a registered scorer (checked when the config is validated; the error lists them).
+ScorerName = Annotated[str, AfterValidator(check_scorer)]
 
 
 def score(name: str, model: nn.Module, names: list[str], *, seed: int = 0, data=None) -> dict[str, torch.Tensor]:

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ...errors import ChildnetError
 from ...masks import anti_random_masks, apply_masks, masks_sparsity, remove_masks, scored_masks, structured_masks
 from ...registry import METHODS
-from ...scorers import check_scorer
+from ...scorers import ScorerName
 from ...train import Hook, TrainConfig
 from ..base import fit_on
 from ._common import CostLedger, EnsembleMethodConfig, make_ensemble_child, member_card, member_progress, member_seed
@@ -58,7 +58,7 @@ class PATConfig(EnsembleMethodConfig):
     structure: Literal["weights", "neurons", "channels"] = Field(
         "weights", description="connections (weights) or whole units: neurons (mlp) / channels (cnn, resnet)")
     include_head: bool = Field(False, description="also prune the classifier head")
-    scorer: str = Field("anti_random", description="how each child's mask is drawn: anti_random (the paper: "
+    scorer: ScorerName = Field("anti_random", description="how each child's mask is drawn: anti_random (the paper: "
                         "complement pairs) or any registered scorer, with member k's seed")
     tune: TrainConfig = Field(default_factory=_default_tune,
                               description="each child's tuning run (paper: 10 epochs, SGD 0.1, one-cycle)")
@@ -74,11 +74,6 @@ class PATConfig(EnsembleMethodConfig):
             tune = tune.model_dump(exclude_unset=True) if isinstance(tune, TrainConfig) else tune
             data = {**data, "tune": {**PAPER_TUNE, **tune}}
         return data
-
-    @field_validator("scorer")
-    @classmethod
-    def _known_scorer(cls, v: str) -> str:
-        return check_scorer(v)
 
 
 def member_masks(parent, task, cfg: PATConfig, seed: int) -> list[dict]:

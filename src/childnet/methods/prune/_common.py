@@ -17,7 +17,7 @@ from ...depgraph import example_batch
 from ...errors import ChildnetError
 from ...masks import Masks, load_masks, masks_sparsity, remove_masks, scored_masks, structured_masks
 from ...parent import Parent
-from ...scorers import check_scorer
+from ...scorers import ScorerName
 from ...shrink import shrink
 from ...train import TrainConfig
 from ..base import Context, make_child
@@ -34,7 +34,7 @@ class PruneConfig(Config):
     """Fields every prune method has."""
 
     sparsity: float = Field(0.9, description="fraction of the prunable weights (or units) removed, in [0, 1)")
-    scorer: str = Field("magnitude", description="which weights go: any registered scorer (childnet list scorers: "
+    scorer: ScorerName = Field("magnitude", description="which weights go: any registered scorer (childnet list scorers: "
                         "magnitude = smallest |w|, random, anti_random, fisher, …); structured: magnitude (L1) or random")
     scope: Literal["global", "layer"] = Field(
         "global", description="one magnitude threshold over all prunable weights, or the same fraction per layer")
@@ -43,11 +43,6 @@ class PruneConfig(Config):
         "resnet): a physically smaller child")
     include_head: bool = Field(False, description="also prune the classifier head (weights structure)")
     tune: TrainConfig = Field(default_factory=default_tune, description="the tuning run (same budget for every method)")
-
-    @field_validator("scorer")
-    @classmethod
-    def _known_scorer(cls, v: str) -> str:
-        return check_scorer(v)
 
     @field_validator("sparsity")
     @classmethod

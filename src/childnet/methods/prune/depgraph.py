@@ -21,7 +21,7 @@ from ...config import Config
 from ...depgraph import depgraph_shrink, example_batch, layout, plan_groups
 from ...masks import Masks
 from ...registry import METHODS
-from ...scorers import check_scorer
+from ...scorers import ScorerName
 from ...train import TrainConfig
 from ..base import fit_on, make_child
 from ._common import default_tune, start_model
@@ -34,7 +34,7 @@ class DepGraphConfig(Config):
 
     sparsity: float = Field(0.5, description="fraction of the prunable units (channels, neurons, attention heads) "
                             "removed, in [0, 1)")
-    scorer: str = Field("magnitude", description="importance of the weights: any registered scorer (magnitude = "
+    scorer: ScorerName = Field("magnitude", description="importance of the weights: any registered scorer (magnitude = "
                         "L1 of a channel's filters, random, fisher, …)")
     scope: str = Field("global", description="global: one ranking over all groups (importances divided by their "
                        "group's mean); layer: the same fraction of every group")
@@ -52,11 +52,6 @@ class DepGraphConfig(Config):
                              "tolerance · (1 + max |output|)")
     tune: TrainConfig = Field(default_factory=default_tune, description="the tuning run (same budget as the other "
                               "prune methods)")
-
-    @field_validator("scorer")
-    @classmethod
-    def _known_scorer(cls, v: str) -> str:
-        return check_scorer(v)
 
     @field_validator("scope")
     @classmethod

@@ -37,7 +37,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from ...registry import METHODS
-from ...scorers import check_scorer, fisher_information, score
+from ...scorers import ScorerName, fisher_information, score
 from ...train import Hook, TrainState
 from ..base import fit_on
 from ._common import TuneConfig, body_parameters, extra_hooks, prepare_model, tune_child
@@ -80,13 +80,8 @@ class ChildTuningDConfig(TuneConfig):
     p_d: float = Field(0.3, description="fraction p_D of encoder weights the child updates, in (0, 1] (paper: 0.1-0.3)")
     fisher_clip: float | None = Field(1.0, gt=0, description="clip each tensor's gradient norm before squaring")
     fisher_batch_size: int | None = Field(None, ge=1, description="batch of the Fisher pass (default: train.batch_size)")
-    scorer: str = Field("fisher", description="what ranks the encoder weights: fisher (the paper) or any registered "
+    scorer: ScorerName = Field("fisher", description="what ranks the encoder weights: fisher (the paper) or any registered "
                         "scorer (magnitude, random, …)")
-
-    @field_validator("scorer")
-    @classmethod
-    def _check_scorer(cls, v: str) -> str:
-        return check_scorer(v)
 
     @field_validator("p_d")
     @classmethod
