@@ -68,7 +68,7 @@ def _num(value: Any, metric: str, signed: bool = False) -> str:
 #: Metrics shown beside the primary one, per result (besides NLL and ECE where present).
 _TRAIN_COST = ("trainable_params", "step_ms", "optimizer_state_mb", "train_rss_peak_mb")
 EXTRA_COLUMNS = {"manas-amazon": ("ndcg@10",), "manas-logic": (), "ensembles-mnist": ("member_accuracy_mean",),
-                 "tune-minilm-rt-peft": _TRAIN_COST, "tune-minilm-rt": _TRAIN_COST, "tune-minilm-rt-agwm": _TRAIN_COST,
+                 "tune-minilm-rt": _TRAIN_COST, "tune-minilm-rt-agwm": _TRAIN_COST,
                  "tune-minilm-rt-peft-lr": _TRAIN_COST}
 
 

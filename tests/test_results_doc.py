@@ -152,18 +152,25 @@ def test_freshness_compares_the_exported_identity_with_the_experiment_file(tmp_p
 
 
 def test_a_selected_method_shows_its_picks_and_the_report_warnings(tmp_path, monkeypatch):
-    data = json.loads((results_doc.RESULTS / "tune-minilm-rt-peft.json").read_text())
-    data["select"] = {"lora": {"strategy": "grid", "candidates": 2, "fields": {"train.lr": [5e-4, 1e-3]}}}
-    data["settings"]["default"]["methods"]["lora"]["picks"] = {"train.lr": [1e-3] * 5}
+    data = json.loads((results_doc.RESULTS / "tune-minilm-rt.json").read_text())
+    sid = "task.n_train=300"
+    data["select"] = {"lora": {"strategy": "grid", "candidates": 3, "fields": {"train.lr": [5e-4, 1e-3, 2e-3]}}}
+    for setting in data["settings"].values():  # only lora has a select block now: nobody else shows picks
+        for label, entry in setting["methods"].items():
+            entry.pop("picks", None)
+    data["settings"][sid]["methods"]["lora"]["picks"] = {"train.lr": [1e-3] * 4 + [2e-3]}
     data["warnings"] = ["lora: every seed picked train.lr = 0.001, the top of its grid"]
-    (tmp_path / "tune-minilm-rt-peft.json").write_text(json.dumps(data))
+    (tmp_path / "tune-minilm-rt.json").write_text(json.dumps(data))
     monkeypatch.setattr(results_doc, "RESULTS", tmp_path)
-    table = results_doc.results_table("tune-minilm-rt-peft")
-    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
-    assert "| candidates / seed | picked (seeds) |" in rows["method"]
-    assert "| 2 | train.lr 0.001 ×5 |" in rows["lora"] and "| 1 | — |" in rows["vanilla"]
-    assert "| 25,346 |" in rows["lora"]  # trainable parameters are a count, not 25346.000
-    assert "| trainable params | CPU ms / step | optimizer state MB | peak RSS MB |" in rows["method"]
+    table = results_doc.results_table("tune-minilm-rt")
+    rows = {tuple(cell.strip() for cell in line.split(" | ")[:2]): line
+            for line in table.splitlines() if line.startswith("| ")}
+    header = rows[("| setting", "method")]
+    assert "| candidates / seed | picked (seeds) |" in header
+    assert "| 3 | train.lr 0.001 ×4, 0.002 ×1 |" in rows[(f"| {sid}", "lora")]
+    assert "| 1 | — |" in rows[(f"| {sid}", "vanilla")]
+    assert "| 74,498 |" in rows[(f"| {sid}", "lora")]  # trainable parameters are a count, not 74498.000
+    assert "| trainable params | CPU ms / step | optimizer state MB | peak RSS MB |" in header
     assert "- Report warning: lora: every seed picked train.lr = 0.001, the top of its grid" in table
 
 
