@@ -232,6 +232,40 @@ def test_ray_cluster_gives_the_process_pool_numbers_without_the_head_disk_and_tr
     check_tracking(tmp_path / "ray")
 
 
+@pytest.mark.slow
+def test_a_pipeline_of_generations_on_the_cluster_matches_the_process_pool(cluster, tmp_path):
+    """Stages on Ray: each later stage's incoming child travels with its unit (the worker node cannot read the
+    head's run folder), so the choices, numbers and weights equal the process pool's, seed for seed."""
+    from childnet.runner import run
+
+    pipe = dict(TINY, name="pipe", methods=None, baseline=None, defaults=None, evaluate={"latency": False}, seeds=1,
+                stages=[{"name": "shrink", "methods": [{"name": "iterative", "structure": "channels", "sparsity": 0.5,
+                                                        "rounds": 1, "tune": {"epochs": 1}}]},
+                        {"name": "distil", "methods": [{"name": "kd", "teacher": "root", "train": {"epochs": 1}},
+                                                       {"name": "scratch", "start": "fresh", "train": {"epochs": 1}}]}])
+    pipe = {k: v for k, v in pipe.items() if v is not None}
+    pool = run(pipe, tmp_path / "pool", workers=0, report=False, log=lambda s: None)
+    assert pool.finished == 3 and not pool.failed
+    exp = tmp_path / "pipe.yaml"
+    exp.write_text(yaml.safe_dump(pipe))
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=cluster["token"])
+    proc = subprocess.run(CLI + ["run", str(exp), "--out", str(tmp_path / "ray"), "--executor", "ray", "--address",
+                                 cluster["address"], "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    by_unit = {r["unit"]: r for r in rows(tmp_path / "pool")}
+    ray_rows = rows(tmp_path / "ray")
+    assert sorted(r["unit"] for r in ray_rows) == sorted(by_unit)
+    for rec in ray_rows:
+        ref = by_unit[rec["unit"]]
+        assert rec["executor"]["cache"] == str(cluster["worker"] / "cache"), rec["executor"]  # ran on the node
+        assert stable_metrics(rec) == stable_metrics(ref) and rec.get("incoming") == ref.get("incoming"), rec["unit"]
+        assert (tmp_path / "ray" / rec["child_dir"] / "model.safetensors").read_bytes() == \
+               (tmp_path / "pool" / ref["child_dir"] / "model.safetensors").read_bytes()
+    choices = [json.loads((tmp_path / out / "stages.json").read_text())["choices"] for out in ("pool", "ray")]
+    assert choices[0] == choices[1] and "distil" in choices[1]["default"]["seed0"]
+    assert sum(1 for r in ray_rows if r.get("incoming")) == 2  # both distil methods start from shrink's child
+
+
 # ---------------------------------------------------------------- a private local cluster, killed and resumed
 
 
