@@ -113,3 +113,14 @@ def test_validate_builds_a_child_of_a_device_space(name):
 
     lines = dry_run(load_experiment(Path(__file__).parents[1] / "experiments" / name))
     assert any("methods[inas]" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("methods: [kd]\nmethods: [scratch]\n", "the key 'methods' is given twice (first on line 4); keep one"),
+    ("methods:\n  - {name: kd, temperature: 2, temperature: 8}\n", "the key 'temperature' is given twice"),
+])
+def test_a_key_given_twice_is_refused_not_silently_dropped(tmp_path, text, needle):
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: a\ntask: {name: digits}\nparent: {model: {name: mlp, hidden: [8]}}\n" + text)
+    with pytest.raises(ChildnetError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        load_experiment(path)

@@ -120,3 +120,25 @@ def test_cost_functions():
     probs = torch.tensor([[0.9, 0.1], [0.6, 0.4]])
     # bin of 0.9: acc 1 → |0.9−1|; bin of 0.6: acc 0 → |0.6−0|; ECE = ½(0.1) + ½(0.6)
     assert expected_calibration_error(probs, torch.tensor([0, 1])) == pytest.approx(0.35)
+
+
+def test_saving_a_child_never_deletes_what_a_user_keeps(tmp_path):
+    from childnet import Child, Lineage
+
+    child = Child(build_model({"name": "mlp", "hidden": [4]}, (1, 8, 8), 10), Lineage(method="scratch", config={}, seed=0))
+    keep = tmp_path / "notes"
+    keep.mkdir()
+    (keep / "thesis.txt").write_text("hi")
+    with pytest.raises(ChildnetError, match="not empty and holds no child"):
+        child.save(keep)
+    assert (keep / "thesis.txt").read_text() == "hi" and sorted(p.name for p in keep.iterdir()) == ["thesis.txt"]
+    with pytest.raises(ChildnetError, match="is a file"):
+        child.save(keep / "thesis.txt")
+    first = child.save(tmp_path / "c")  # new folder
+    (tmp_path / "empty").mkdir()
+    child.save(tmp_path / "empty")  # an empty folder is fine
+    with pytest.raises(ChildnetError, match="already holds a child; pass overwrite=True"):
+        child.save(first)
+    other = Child(build_model({"name": "mlp", "hidden": [4]}, (1, 8, 8), 10), Lineage(method="kd", config={}, seed=1))
+    other.save(first, overwrite=True)
+    assert Child.load(first).lineage.method == "kd"

@@ -170,6 +170,30 @@ def test_sparsity_that_empties_a_layer_exits_2_before_training(tmp_path, run_cli
                                                                                     "results.jsonl").read_text()
 
 
+@pytest.mark.parametrize("over,needle", [
+    ({"ignored": ["nonexistent_layer"]}, "ignored: 'nonexistent_layer' is not a module of MLP; name modules by their "
+                                          "path in the model, e.g. its Conv/Linear layers: body.1"),
+    ({"ignored": [""]}, "ignored: '' is not a module of MLP"),
+    ({"round_to": 64}, "sparsity 0.5 would remove nothing: round_to 64 keeps every group at full width (the widest "
+                       "has 16); raise sparsity or lower round_to"),
+])
+def test_bad_depgraph_options_exit_2_in_validate(tmp_path, run_cli, over, needle):  # noqa: F811
+    raw = _exp(parent=FAST_PARENT, methods=[{"name": "depgraph", "sparsity": 0.5, **over}], baseline="depgraph")
+    raw.pop("defaults")
+    proc = run_cli("validate", write(tmp_path, raw))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and needle in proc.stderr, proc.stderr
+
+
+def test_the_head_is_kept_whatever_ignored_lists():
+    model, x = _tiny("cnn")
+    with torch.no_grad():
+        want = model(x).shape
+    for ignored in ([], ["blocks.0.0"]):
+        small, report = depgraph_shrink(model, x, 0.5, scope="layer", ignored=ignored)
+        assert small(x).shape == want and small.head.out_features == model.head.out_features
+    assert small.get_submodule("blocks.0.0").out_channels == model.get_submodule("blocks.0.0").out_channels
+
+
 def test_childnets_own_shrink_is_guarded_too(monkeypatch):
     import childnet.shrink as own
 

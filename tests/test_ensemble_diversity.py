@@ -138,3 +138,20 @@ def test_without_its_parent_the_analysis_runs_on_the_members(run_dir, digits_tas
                            layers=["features"])
     assert not rep["has_parent"] and np.array(rep["cka"]["features"]["matrix"]).shape == (2, 2)
     assert "activation_maximisation" not in rep
+
+
+def test_members_shrunk_to_different_widths_are_analysed_on_the_units_they_share(run_dir, digits_task, tmp_path):
+    from childnet import Child
+    from childnet.depgraph import depgraph_shrink
+    from childnet.evaluate.diversity import member_models
+
+    pat = Child.load(run_dir / "children" / "default" / "pat" / "seed0")
+    small, _ = depgraph_shrink(pat.model, digits_task.x_train[:16], 0.5, scope="layer",
+                               ignored=["members.0.blocks.1.0"])  # member 0 keeps its last block's width
+    widths = [m.get_submodule("blocks.1.0").out_channels for m in member_models(small)]
+    assert widths[0] == 2 * widths[1], widths
+    rep = diversity_report(small, digits_task, units=8, steps=2)
+    assert rep["activation_maximisation"]["units"] == list(range(min(widths)))
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ChildnetError, match="is a file; name a folder"):
+        diversity_report(small, digits_task, out=tmp_path / "a_file")

@@ -51,11 +51,31 @@ def test_unknown_target_module_exits_2_listing_candidates(tmp_path, run_cli):  #
     for args in (("validate", path), ("run", path, "--out", tmp_path / "run", "--workers", "0", "--quiet")):
         proc = run_cli(*args)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
-    assert "no module of the parent is named 'query'" in proc.stderr or "'query'" in (
-        tmp_path / "run" / "results.jsonl").read_text()
+    assert "'query'" in (tmp_path / "run" / "results.jsonl").read_text()
     proc = run_cli("validate", path)
-    assert "target_modules: no module of the parent is named 'query'" in proc.stderr
+    assert "target_modules: 'query' matches no Linear, Conv or Embedding layer of the parent" in proc.stderr
     assert "candidates: " in proc.stderr and "body.1" in proc.stderr
+
+
+CNN_PARENT = {"model": {"name": "cnn", "width": 4, "depth": 2}, "train": {"epochs": 0.2}}
+
+
+@pytest.mark.parametrize("targets,needle", [
+    (["0"], "target_modules: '0' also matches blocks.0 (a Sequential), which PEFT cannot adapt; name the layers by "
+            "a longer path; candidates: 0.0, 1.0, blocks.0.0, blocks.1.0"),
+    ([], "target_modules: an empty list adapts nothing"),
+    (["head"], "target_modules: 'head' is the classifier, which trains in full and takes no adapter"),
+])
+def test_target_modules_peft_could_not_use_exit_2_in_validate(tmp_path, run_cli, targets, needle):  # noqa: F811
+    raw = _exp(parent=CNN_PARENT, methods=[{"name": "lora", "target_modules": targets}], baseline="lora")
+    raw.pop("defaults")
+    proc = run_cli("validate", write(tmp_path, raw))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and needle in proc.stderr, proc.stderr
+
+
+def test_a_two_part_name_from_the_candidates_adapts_a_cnn(tiny_parent, digits_task):
+    child = derive("lora", tiny_parent, digits_task, {"target_modules": ["0.0"], "train": {"epochs": 0.2}}, seed=0)
+    assert child.lineage.extra["adapter"]["target_modules"] == ["0.0"]
 
 
 def test_missing_peft_extra_names_it(monkeypatch):

@@ -156,7 +156,7 @@ def test_a_selected_method_shows_its_picks_and_the_report_warnings(tmp_path, mon
     sid = "task.n_train=300"
     data["select"] = {"lora": {"strategy": "grid", "candidates": 3, "fields": {"train.lr": [5e-4, 1e-3, 2e-3]}}}
     for setting in data["settings"].values():  # only lora has a select block now: nobody else shows picks
-        for label, entry in setting["methods"].items():
+        for entry in setting["methods"].values():
             entry.pop("picks", None)
     data["settings"][sid]["methods"]["lora"]["picks"] = {"train.lr": [1e-3] * 4 + [2e-3]}
     data["warnings"] = ["lora: every seed picked train.lr = 0.001, the top of its grid"]

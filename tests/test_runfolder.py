@@ -60,6 +60,21 @@ def test_experiment_json_that_is_not_an_object_is_refused(tmp_path):
         rf.read_experiment(tmp_path)
 
 
+@pytest.mark.parametrize("experiment,needle", [
+    ({"methods": 5}, "field 'methods' should be a list (got int 5)"),
+    ({"seeds": "x"}, "field 'seeds' should be an integer (got str 'x')"),
+    ({"methods": ["kd"]}, "field 'methods[0]' should be an object"),
+    ({"sweep": 5}, "field 'sweep' should be an object or null (got int 5)"),
+    ({"stages": [3]}, "field 'stages[0]' should be an object"),
+    ({"baseline": 5}, "field 'baseline' should be a string or null (got int 5)"),
+])
+def test_a_hand_edited_experiment_json_is_named_by_field_in_the_report(tmp_path, run_cli, experiment, needle):
+    (tmp_path / "experiment.json").write_text(json.dumps(experiment))
+    (tmp_path / "results.jsonl").write_text("")
+    proc = run_cli("report", tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and needle in proc.stderr, proc.stderr
+
+
 def test_folder_names_are_checked():
     problems = rf.check_folder_names(["a b", "a_b", ".", "ok"], ["x=a/b", "x=a_b"], {"x": ["a/b", "a_b"]})
     assert any("'a b' and 'a_b' would share the folder 'a_b'" in p for p in problems)

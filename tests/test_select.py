@@ -96,6 +96,24 @@ def test_bad_select_blocks_are_one_sentence_each_before_training(tmp_path, run_c
             assert needle in mine, (i, needle, mine)
 
 
+BAD_RANGES = [
+    ({"low": 1e-4, "high": 1e-2, "log": True, "step": 0.001}, "a range takes log or step, not both"),
+    ({"low": 1e-4, "high": 1e-2, "step": 0.0}, "step must be a number > 0 (got 0.0)"),
+    ({"low": 1e-4, "high": 1e-2, "step": "abc"}, "step must be a number > 0 (got 'abc')"),
+    ({"low": 1e-4, "high": 1e-2, "log": "no"}, "log must be true or false (got 'no')"),
+]
+
+
+def test_bad_optuna_ranges_are_refused_by_validate(tmp_path, run_cli):
+    pytest.importorskip("optuna")
+    methods = [{"name": "scratch", "label": f"m{i}", "select": {"strategy": "optuna", "trials": 2, "lr": rng}}
+               for i, (rng, _) in enumerate(BAD_RANGES)]
+    proc = run_cli("validate", write(tmp_path, dict(TINY, methods=methods, baseline=None)))
+    user_error(proc, f"({len(BAD_RANGES)} problems)")
+    for i, (_, needle) in enumerate(BAD_RANGES):
+        assert needle in " ".join(ln for ln in proc.stderr.splitlines() if f"methods[{i}](m{i}).select" in ln), i
+
+
 def test_a_diverging_candidate_loses_and_only_all_diverging_fails_the_unit(digits_task, tiny_parent):
     from childnet.errors import TrainingDiverged
     from childnet.methods.base import Context

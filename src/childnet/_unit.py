@@ -111,7 +111,7 @@ def run_unit(payload: dict) -> dict:
             record.update(stage=stage.wiring["name"], incoming=payload.get("incoming"))
         child_dir = rf.child_dir(payload["out"], setting.id, label, payload["seed"])
         try:
-            child.save(child_dir)
+            child.save(child_dir, overwrite=True)  # a leftover of this unfinished unit's killed attempt
         except OSError as err:
             raise rf.disk_error(err, f"the child folder {child_dir}") from None
         record.update(status="ok", error=None, metrics=child.lineage.metrics, history=child.lineage.history,

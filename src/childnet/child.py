@@ -155,9 +155,15 @@ class Child:
     #: extra files written into the child folder (plain file name -> bytes), e.g. a search's controller
     files: dict[str, bytes] = field(default_factory=dict)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the child folder atomically (a temp folder renamed into place)."""
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the child folder atomically (a temp folder renamed into place).
+
+        ``path`` is a new or empty folder; a folder that already holds a child (a ``child.json``) is replaced
+        only with ``overwrite=True``. A file, or a non-empty folder that is not a child folder, is never
+        replaced (:class:`ChildnetError`): saving must not delete what a user keeps there.
+        """
         path = Path(path)
+        _check_save_target(path, overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.lineage.architecture = self.lineage.architecture or model_spec(self.model)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
@@ -171,7 +177,7 @@ class Child:
                 if Path(name).name != name or name in ("child.json", "model.safetensors", "masks.safetensors"):
                     raise ValueError(f"Child.files: {name!r} must be a plain file name other than the child's own")
                 (tmp / name).write_bytes(data)
-            if path.exists():
+            if path.exists():  # empty, or a child folder with overwrite=True (checked above)
                 shutil.rmtree(path)
             os.replace(tmp, path)
         finally:
@@ -196,6 +202,19 @@ class Child:
         masks = load_tensors(path / "masks.safetensors", device) if (path / "masks.safetensors").exists() else {}
         model.to(device).eval()
         return cls(model, lineage, masks)
+
+
+def _check_save_target(path: Path, overwrite: bool) -> None:
+    if path.exists() and not path.is_dir():
+        raise ChildnetError(f"cannot save the child to {path}: it is a file, not a folder; name a new folder")
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if not (path / "child.json").is_file():
+        raise ChildnetError(f"cannot save the child to {path}: that folder is not empty and holds no child "
+                            "(no child.json), so childnet will not replace it; name a new or empty folder")
+    if not overwrite:
+        raise ChildnetError(f"cannot save the child to {path}: it already holds a child; pass overwrite=True "
+                            "to replace it, or name another folder")
 
 
 def _json_default(o: Any):

@@ -480,6 +480,25 @@ def parse_experiment(raw: Any, source: str | None = None) -> ExperimentConfig:
     return cfg
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML keeps the last one,
+    so a setting written twice would silently lose one of its values)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice (first on line {seen[key]}); keep one",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+            except TypeError:  # an unhashable key: the base class says so
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment YAML file."""
     path = Path(path)
@@ -488,7 +507,8 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     if path.is_dir():
         raise ChildnetError(f"expected an experiment YAML file, got a directory: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        with path.open(encoding="utf-8") as stream:  # a stream, so YAML's messages name the file
+            raw = yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise ChildnetError(f"{path} is not valid YAML: {err}") from None
     except UnicodeDecodeError:

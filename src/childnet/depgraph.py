@@ -156,7 +156,7 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
     if int(round_to) < 1:
         raise ChildnetError(f"round_to: must be 1 (no rounding) or a channel multiple such as 8 or 16 (got {round_to!r})")
     names = {m: n for n, m in model.named_modules()}
-    ignored_mods = [model.get_submodule(n) for n in (ignored if ignored is not None else _default_ignored(model))]
+    ignored_mods = _ignored_modules(model, ignored)
     graph = _build_graph(model, x)
     attention = _attention_of(model)
     weights = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, _WEIGHTED) and m not in ignored_mods]
@@ -197,6 +197,18 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
     return graph, plans, skipped
 
 
+def _ignored_modules(model: nn.Module, ignored: list[str] | None) -> list[nn.Module]:
+    """The classifier (always: pruning its outputs would drop classes) and the modules named in ``ignored``."""
+    modules = dict(model.named_modules())
+    for name in ignored or ():
+        if not isinstance(name, str) or not name or name not in modules:
+            weighted = [n for n, m in modules.items() if isinstance(m, _WEIGHTED)]
+            shown = ", ".join(weighted[:40]) + (f", … ({len(weighted)} in all)" if len(weighted) > 40 else "")
+            raise ChildnetError(f"ignored: {name!r} is not a module of {type(model).__name__}; name modules by their "
+                                f"path in the model, e.g. its Conv/Linear layers: {shown}")
+    return [modules[n] for n in dict.fromkeys([*_default_ignored(model), *(ignored or ())])]
+
+
 def _default_ignored(model: nn.Module) -> list[str]:
     """The classifier (the module named ``head``, else the last Linear): its outputs are the classes."""
     if isinstance(getattr(model, "head", None), nn.Module):
@@ -235,6 +247,12 @@ def _allocate(plans: list[dict], sparsity: float, scope: str, round_to: int) -> 
         units = sorted(order[: n - keep].tolist())
         p["prune"] = [u * p["unit"] + j for u in units for j in range(p["unit"])]
         p["kept"] = n - len(units)
+    if sparsity > 0 and plans and not any(p["prune"] for p in plans):
+        widest = max(len(p["imp"]) for p in plans)
+        why = (f"round_to {round_to} keeps every group at full width (the widest has {widest})" if round_to > 1
+               else f"every group is too small for that fraction (the widest has {widest})")
+        raise ChildnetError(f"sparsity {sparsity:g} would remove nothing: {why}; raise sparsity"
+                            + (" or lower round_to" if round_to > 1 else ""))
 
 
 def _error(a: torch.Tensor, b: torch.Tensor) -> float:

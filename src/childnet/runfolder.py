@@ -356,6 +356,31 @@ def last_per_unit(rows: Iterable[dict]) -> list[dict]:
     return list(by_unit.values())
 
 
+#: The shape of the fields a report reads from ``experiment.json`` (``ExperimentConfig.model_dump()``).
+_EXPERIMENT_SHAPE = {"name": (str,), "task": (dict,), "parent": (dict,), "methods": (list,), "baseline": (str, type(None)),
+                     "seeds": (int,), "metric": (str,), "sweep": (dict, type(None)), "evaluate": (dict,),
+                     "stages": (list, type(None))}
+
+
+_TYPE_NAMES = {str: "a string", dict: "an object", list: "a list", int: "an integer", type(None): "null"}
+
+
+def _check_experiment_shape(experiment: dict, where: Path) -> None:
+    """Refuse a hand-edited ``experiment.json`` whose fields have the wrong type, before a report trips on it."""
+    def wrong(key: str, want: str, got: Any) -> ChildnetError:
+        return ChildnetError(f"{where}: field '{key}' should be {want} (got {type(got).__name__} {got!r:.60}); "
+                             "the file is written by `childnet run`: restore it, or run the experiment again")
+
+    for key, types in _EXPERIMENT_SHAPE.items():
+        value = experiment.get(key)
+        if key in experiment and (not isinstance(value, types) or (isinstance(value, bool) and key == "seeds")):
+            raise wrong(key, " or ".join(_TYPE_NAMES[t] for t in types), value)
+    for key in ("methods", "stages"):
+        for i, item in enumerate(experiment.get(key) or []):
+            if not isinstance(item, dict):
+                raise wrong(f"{key}[{i}]", "an object (as `childnet run` writes it)", item)
+
+
 def load_run_folder(run_dir: str | Path) -> RunFolder:
     """Read ``run_dir`` for a report; raise :class:`ChildnetError` if it is not a run folder."""
     path = Path(run_dir)
@@ -365,5 +390,6 @@ def load_run_folder(run_dir: str | Path) -> RunFolder:
         raise ChildnetError(f"{path} is not a run folder: {EXPERIMENT_FILE} is missing "
                             "(a run folder is written by `childnet run EXP.yaml --out DIR`)")
     experiment = read_experiment(path)
+    _check_experiment_shape(experiment, path / EXPERIMENT_FILE)
     rows, bad = read_results(path)
     return RunFolder(path=path, experiment=experiment, units=last_per_unit(rows), skipped_lines=len(bad))

@@ -153,8 +153,16 @@ def _value_problem(values: Any, strategy: str) -> str | None:
         numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (lo, hi))
         if not numbers or lo > hi:
             return "a range needs numbers low <= high"
-        if values.get("log") and lo <= 0:
+        log, step = values.get("log", False), values.get("step")
+        if not isinstance(log, bool):
+            return f"log must be true or false (got {log!r})"
+        if log and lo <= 0:
             return "a log range needs low > 0"
+        if step is not None:
+            if not isinstance(step, (int, float)) or isinstance(step, bool) or step <= 0:
+                return f"step must be a number > 0 (got {step!r})"
+            if log:
+                return "a range takes log or step, not both (Optuna samples a log range continuously)"
         return None
     return ("expected a non-empty list of values" + (" or a range {low, high[, log, step]}"
                                                     if strategy == "optuna" else ""))

@@ -250,6 +250,8 @@ def diversity_report(source, task=None, *, layers: list[str] | None = None, out:
         ChildnetError: not an ensemble, or a layer name that does not exist (the valid ones are listed).
     """
     t0 = time.perf_counter()
+    if out is not None:
+        _check_out(Path(out))
     child, task, parent = load_ensemble_child(source, task, parent)
     members = member_models(child)
     layers = check_layers(members[0], layers if layers is not None else default_layers(members[0]))
@@ -272,7 +274,8 @@ def diversity_report(source, task=None, *, layers: list[str] | None = None, out:
         report["cka"][layer] = _cka_entry(cka_matrix(models, layer, x, device), labels, parent is not None)
     images = None
     if units > 0 and torch.is_tensor(task.x_train) and task.x_train.is_floating_point():  # not token ids
-        n_units = min(units, _layer_width(members[0], actmax_layer, task, device))
+        # members of a physically shrunk ensemble may differ in width: only units every model has
+        n_units = min([units] + [_layer_width(m, actmax_layer, task, device) for m in models])
         rng = (float(task.x_train.min()), float(task.x_train.max()))
         found = [activation_maximisation(m, actmax_layer, list(range(n_units)), task.input_shape, steps=steps,
                                          seed=seed, value_range=rng, device=device) for m in models]
@@ -284,6 +287,12 @@ def diversity_report(source, task=None, *, layers: list[str] | None = None, out:
     if out is not None:
         _write_report(Path(out), report, labels, images)
     return report
+
+
+def _check_out(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise ChildnetError(f"--out {out} is a file; name a folder for the diversity report and its figures")
+    return out
 
 
 @torch.no_grad()
@@ -324,20 +333,21 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
     Raises:
         ChildnetError: no such folder, no ensemble child in it, or an unknown layer name.
     """
+    from ..child import read_card
     from ..runfolder import DIVERSITY_DIR, child_dirs, write_atomic
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ChildnetError(f"run folder not found: {run_dir}")
-    out = Path(out) if out is not None else run_dir / DIVERSITY_DIR
+    out = _check_out(Path(out) if out is not None else run_dir / DIVERSITY_DIR)
     found = [(rel, folder) for rel, folder in child_dirs(run_dir)
-             if json.loads((folder / "child.json").read_text()).get("architecture", {}).get("name") == "ensemble"]
+             if (read_card(folder).get("architecture") or {}).get("name") == "ensemble"]
     if not found:
         raise ChildnetError(f"no ensemble child in {run_dir} (ensemble methods: independent, snapshot, pat, pat_ssa)")
     tasks: dict = {}
     reports = {}
     for i, (rel, folder) in enumerate(found):
-        card = json.loads((folder / "child.json").read_text())
+        card = read_card(folder)
         key = json.dumps(card.get("task", {}), sort_keys=True)
         if key not in tasks:
             from ..tasks.base import load_task

@@ -46,7 +46,7 @@ class DepGraphConfig(Config):
     heads: bool = Field(True, description="prune whole attention heads (Hugging Face style attention: MiniLM)")
     round_to: int = Field(1, ge=1, le=256, description="round every kept width to a multiple of this (8 or 16 suit "
                           "dense kernels; 1: no rounding)")
-    ignored: list[str] | None = Field(None, description="modules whose outputs are never pruned (default: the head)")
+    ignored: list[str] | None = Field(None, description="modules whose outputs are never pruned, by their path in the model (e.g. blocks.0.0); the classifier head is always kept")
     check_examples: int = Field(16, ge=1, le=1024, description="training examples traced and used by the guard")
     tolerance: float = Field(1e-4, gt=0, description="guard: outputs of the shrunk and masked models may differ by "
                              "tolerance · (1 + max |output|)")

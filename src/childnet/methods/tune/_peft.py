@@ -61,8 +61,12 @@ def _matches(name: str, target: str) -> bool:
 def resolve_targets(model: nn.Module, targets: list[str] | None, bert_default: list[str], field: str) -> list[str]:
     """The target module names, checked against ``model`` (default: PEFT's BERT names, else every layer).
 
+    PEFT adapts every module whose name is the entry or ends with ``.entry``, so an entry must match at least
+    one adaptable layer and nothing else (not a container such as ``blocks.0``, not the classifier head).
+
     Raises:
-        ChildnetError: a name matches no adaptable module (the message lists the candidates).
+        ChildnetError: an empty list, or a name that matches no adaptable layer or also another module (the
+            message lists names that work).
     """
     names = adaptable_names(model)
     if not names:
@@ -72,12 +76,32 @@ def resolve_targets(model: nn.Module, targets: list[str] | None, bert_default: l
         if all(any(_matches(n, t) for n in names) for t in bert_default):
             return list(bert_default)
         return [n for n in names if not isinstance(model.get_submodule(n), nn.Embedding)]
+    if not targets:
+        raise ChildnetError(f"{field}: an empty list adapts nothing; name modules, or leave it out (null) for the "
+                            f"default; candidates: {_candidates(model, names)}")
+    adaptable = set(names)
     for t in targets:
-        if not any(_matches(n, t) for n in names):
-            short = sorted({n.rsplit(".", 1)[-1] for n in names} | {".".join(n.split(".")[-2:]) for n in names})
-            raise ChildnetError(f"{field}: no module of the parent is named {t!r} (or ends with '.{t}'); "
-                                f"candidates: {', '.join(short[:40])}")
+        hits = [n for n, _ in model.named_modules() if n and _matches(n, t)]
+        if not any(n in adaptable for n in hits):
+            what = ("is the classifier, which trains in full and takes no adapter" if hits == ["head"]
+                    else f"matches no Linear, Conv or Embedding layer of the parent (as the name or its '.{t}' end)")
+            raise ChildnetError(f"{field}: {t!r} {what}; candidates: {_candidates(model, names)}")
+        other = [n for n in hits if n not in adaptable]
+        if other:
+            kind = type(model.get_submodule(other[0])).__name__
+            raise ChildnetError(f"{field}: {t!r} also matches {other[0]} (a {kind}), which PEFT cannot adapt; "
+                                f"name the layers by a longer path; candidates: {_candidates(model, names)}")
     return list(targets)
+
+
+def _candidates(model: nn.Module, names: list[str]) -> str:
+    """Short names that match only adaptable layers (what PEFT would adapt), then full paths; up to 40."""
+    every = [n for n, _ in model.named_modules() if n]
+    adaptable = set(names)
+    short = sorted({".".join(n.split(".")[-k:]) for n in names for k in (1, 2)})
+    safe = [t for t in short if all(n in adaptable for n in every if _matches(n, t))]
+    out = list(dict.fromkeys(safe + [n for n in names if n not in safe]))
+    return ", ".join(out[:40]) + (f", … ({len(out)} in all)" if len(out) > 40 else "")
 
 
 def inject(model: nn.Module, peft_config, seed: int = 0) -> nn.Module:
