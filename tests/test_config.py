@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from childnet.config import load_experiment, parse_experiment
@@ -124,3 +125,44 @@ def test_a_key_given_twice_is_refused_not_silently_dropped(tmp_path, text, needl
     path.write_text("name: a\ntask: {name: digits}\nparent: {model: {name: mlp, hidden: [8]}}\n" + text)
     with pytest.raises(ChildnetError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         load_experiment(path)
+
+
+def test_a_methods_block_merges_into_the_defaults_key_by_key():
+    cfg = parse_experiment({**BASE, "defaults": {"train": {"epochs": 3, "batch_size": 32}},
+                            "methods": [{"name": "scratch", "train": {"lr": 0.1}}]})
+    train = cfg.methods[0].options["train"]
+    assert train == {"epochs": 3, "batch_size": 32, "lr": 0.1}
+
+
+def test_derive_merges_option_blocks_and_checks_the_device(tiny_parent, digits_task):
+    from childnet import derive
+
+    with pytest.raises(ChildnetError, match="device: 'tpu' is not a torch device"):
+        derive("scratch", tiny_parent, digits_task, device="tpu")
+    child = derive("scratch", tiny_parent, digits_task, {"train": {"epochs": 0.05, "lr": 0.5}},
+                   train={"batch_size": 32}, child={"name": "mlp", "hidden": [4]})
+    assert (child.lineage.config["train"]["epochs"], child.lineage.config["train"]["lr"],
+            child.lineage.config["train"]["batch_size"]) == (0.05, 0.5, 32)
+
+
+def test_api_entry_points_refuse_bad_specs_with_a_config_error(digits_task):
+    from childnet import get_parent, load_task
+
+    for bad in (5, None):
+        with pytest.raises(ConfigError, match="task: expected a task name or a mapping"):
+            load_task(bad)
+    with pytest.raises(ConfigError, match="parent: expected a mapping"):
+        get_parent("cnn", digits_task)
+    with pytest.raises(ConfigError, match="parent.model.name: unknown model 'cnnn'. Did you mean 'cnn'"):
+        get_parent({"model": {"name": "cnnn"}}, digits_task)
+
+
+def test_predict_names_a_parent_or_a_wrong_example_shape(tiny_parent, digits_task):
+    from childnet import derive, predict
+
+    with pytest.raises(ChildnetError, match="predict: expected a Child"):
+        predict(tiny_parent, digits_task.x_test[:2])
+    child = derive("scratch", tiny_parent, digits_task, train={"epochs": 0.05}, child={"name": "mlp", "hidden": [4]})
+    with pytest.raises(ChildnetError, match=r"input shape \(1, 8, 8\) \(64 values\); got examples of shape \(65,\)"):
+        predict(child, torch.zeros(2, 65))
+    assert len(predict(child, digits_task.x_test[:3].reshape(3, 64))) == 3  # flat rows are reshaped, as the task did

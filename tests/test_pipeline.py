@@ -159,8 +159,15 @@ def test_run_folders_written_before_pipelines_resume(tmp_path):
     (tmp_path / "experiment.json").write_text(json.dumps(old, default=str))
     _check_experiment(tmp_path, cfg)  # the same experiment: no "holds a different experiment"
     staged = parse_experiment({**BASE, "stages": STAGES})
+    (tmp_path / "results.jsonl").write_text(json.dumps({"unit": "default/scratch/seed0", "setting": "default",
+                                                        "label": "scratch", "seed": 0, "status": "ok"}) + "\n")
     with pytest.raises(Exception, match="different experiment"):
         _check_experiment(tmp_path, staged)
+    (tmp_path / "results.jsonl").unlink()  # a run that stopped before its first unit leaves nothing to mix
+    said = []
+    _check_experiment(tmp_path, staged, said.append)
+    assert "no result yet: its experiment.json is replaced" in said[0]
+    assert json.loads((tmp_path / "experiment.json").read_text())["stages"]
 
 
 def test_a_safetensors_header_of_384_bytes_is_not_taken_for_a_pickle(tmp_path):

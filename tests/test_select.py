@@ -75,6 +75,7 @@ BAD = [
     ({"lr": []}, ["empty list"]),
     ({"lr": 0.1}, ["expected a non-empty list of values (got 0.1)"]),
     ({"lr": [-1.0]}, ["greater than 0", "-1.0"]),
+    ({"epochs": [2, 2.0]}, ["the value 2.0 is listed twice (as [2, 2.0])"]),
     ({"child": [{"name": "cnn"}]}, ["model spec, not a hyper-parameter"]),
     ({"strategy": "bayes", "lr": [0.1]}, ["'bayes' is not a strategy (accepted: grid, optuna)"]),
     ({"lr": {"low": 0.001, "high": 0.1}}, ["needs strategy: optuna"]),

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .config import validate_entry
-from .errors import ConfigError
+from .errors import ChildnetError, ConfigError
 from .methods.base import Context
 from .registry import METHODS
 
@@ -33,15 +33,32 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
         method: registry name (``childnet list methods``).
         parent: a :class:`~childnet.parent.Parent`.
         task: a :class:`~childnet.tasks.Task`.
-        cfg: the method's config object or a dict of options (``options`` are merged in).
+        cfg: the method's config object or a dict of options. ``options`` are merged in, block by block
+            (``train={"batch_size": 32}`` changes only the batch size of ``cfg``'s ``train`` block), as an
+            experiment's ``defaults`` merge.
         seed: the child's seed.
         device: torch device.
     """
+    from .config import merge_blocks
+    from .train import check_device
+
+    device = check_device(device)
     if options:
-        cfg = {**(cfg or {}), **options}
+        base = cfg.model_dump(exclude_unset=True) if hasattr(cfg, "model_dump") else dict(cfg or {})
+        cfg = merge_blocks(base, options)
     cfg = method_config(method, cfg)
     ctx = Context(seed=seed, device=device, progress=progress)
     return METHODS.get(method).fn(parent, task, cfg, ctx)
+
+
+def _spec_of(model) -> dict:
+    """The architecture record of a child not saved yet (its card is filled in by ``save``)."""
+    from .models.base import model_spec
+
+    try:
+        return model_spec(model) or {}
+    except Exception:  # a model childnet did not build: no recorded input shape to check against
+        return {}
 
 
 GUARD_HINT = ('put the call under `if __name__ == "__main__":` (worker processes re-import your script), or '
@@ -91,7 +108,6 @@ def run_experiment(experiment, out: str | Path | None = None, **kwargs):
     given, every unit runs in this process (and says so through ``log``); an explicit ``workers > 0``
     is refused with the guard to add.
     """
-    from .errors import ChildnetError
     from .runner import run
 
     why = _caller_can_spawn()
@@ -120,11 +136,17 @@ def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: boo
 
     from .tasks.arrays import apply_standardize
 
+    if not hasattr(child, "lineage") or not hasattr(child, "model"):
+        raise ChildnetError(f"predict: expected a Child (Child.load(folder), or what derive returns), got "
+                            f"{type(child).__name__}; a parent's model predicts with parent.model(x)")
     extra = child.lineage.extra or {}
-    arch = child.lineage.architecture or {}
+    arch = child.lineage.architecture or _spec_of(child.model)
     x = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x.float()
     shape = tuple(arch.get("input_shape") or ())
-    if shape and tuple(x.shape[1:]) != shape and x[0].numel() == int(np.prod(shape)):
+    if shape and x.dim() >= 1 and len(x) and x[0].numel() != int(np.prod(shape)):
+        raise ChildnetError(f"predict: each example should have the child's input shape {shape} "
+                            f"({int(np.prod(shape))} values); got examples of shape {tuple(x.shape[1:])}")
+    if shape and tuple(x.shape[1:]) != shape and len(x) and x[0].numel() == int(np.prod(shape)):
         x = x.reshape(len(x), *shape)  # the same reshape the task did, e.g. (N, L, 1) -> (N, 1, L)
     if extra.get("standardize"):
         x = apply_standardize(x, extra["standardize"])

@@ -205,6 +205,14 @@ class ExperimentConfig(Config):
         return res[1]
 
 
+def merge_blocks(base: dict, over: dict) -> dict:
+    """``base`` with ``over`` laid on top; nested mappings merge key by key instead of replacing each other."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge_blocks(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
     specs, labels = [], set()
     if not isinstance(raw_methods, list) or not raw_methods:
@@ -231,7 +239,9 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
         fields = set(cls.model_fields) if cls else set()
         opts = {k: copy.deepcopy(v) for k, v in (defaults or {}).items() if k in fields}
         used_defaults |= set(opts)
-        opts.update({k: v for k, v in raw.items() if k != "name"})
+        for k, v in raw.items():  # a block given in both merges key by key (defaults.train.epochs + train.lr)
+            if k != "name":
+                opts[k] = merge_blocks(opts[k], v) if isinstance(v, dict) and isinstance(opts.get(k), dict) else v
         swept = {k: vals for k, vals in sweep.items() if "." not in k and k in fields and isinstance(vals, list) and vals}
         used_defaults |= set(swept)
         used_sweep |= set(swept)

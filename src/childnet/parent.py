@@ -126,6 +126,23 @@ def _discard(folder: Path, log: Callable[[str], None], reason: str) -> None:
         pass
 
 
+def _parent_config(cfg) -> ParentConfig:
+    """``cfg`` as a ParentConfig, or a ConfigError naming the fields (the API's counterpart of ``parent:``)."""
+    from pydantic import ValidationError
+
+    from ._base import format_validation_error
+
+    if isinstance(cfg, ParentConfig):
+        return cfg
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"parent: expected a mapping such as {{'model': {{'name': 'cnn'}}}} "
+                          f"(got {type(cfg).__name__} {cfg!r:.60})")
+    try:
+        return ParentConfig(**cfg)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, "parent", ParentConfig)) from None
+
+
 def get_parent(
     cfg: ParentConfig | dict,
     task: Task,
@@ -151,7 +168,7 @@ def get_parent(
 
     if log is None:
         log = (lambda s: print(s, file=sys.stderr)) if progress == "auto" and interactive() else (lambda s: None)
-    cfg = cfg if isinstance(cfg, ParentConfig) else ParentConfig(**cfg)
+    cfg = _parent_config(cfg)
     ptask = load_task(cfg.task) if cfg.task is not None else task
     if ptask.meta.get("classes") and ptask.name == "arrays":  # the label mapping the task made, said once
         shown = ", ".join(f"{c} → {i}" for i, c in enumerate(ptask.meta["classes"][:20]))
@@ -202,7 +219,7 @@ def load_handed_parent(cfg: ParentConfig | dict, task: Task, weights: str | Path
     The runner uses this when the parent cache could not keep the parent (read-only, full): every worker then
     derives from the very parent the main process trained and printed, never from one it trained itself.
     """
-    cfg = cfg if isinstance(cfg, ParentConfig) else ParentConfig(**cfg)
+    cfg = _parent_config(cfg)
     ptask = load_task(cfg.task) if cfg.task is not None else task
     model = build_model(cfg.model, ptask.input_shape, ptask.num_classes)
     load_state_checked(model, load_tensors(weights), f"the handed-over parent {weights} does not fit parent.model")

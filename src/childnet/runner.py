@@ -74,15 +74,23 @@ def _make_out(out: Path) -> None:
         raise ChildnetError(f"cannot write to the output folder {out}: {err.strerror or err}") from None
 
 
-def _check_experiment(out: Path, cfg: ExperimentConfig) -> None:
-    """Refuse a folder that holds another experiment (or a corrupt experiment.json); write ours."""
+def _check_experiment(out: Path, cfg: ExperimentConfig, log=print) -> None:
+    """Refuse a folder that holds another experiment's results (or a corrupt experiment.json); write ours.
+
+    A folder whose run stopped before any unit was recorded (e.g. an unreachable cluster) holds no result:
+    its experiment.json is replaced, with a line saying so.
+    """
     old = rf.read_experiment(out)
     if old is not None:
         if rf.experiment_identity(old) != rf.experiment_identity(cfg.model_dump()):
-            raise ChildnetError(
-                f"{out} holds the results of a different experiment; choose another --out folder "
-                "(or delete it) — results of different experiments are never mixed"
-            )
+            rows, bad = rf.read_results(out)
+            if not rows and not bad and not (out / rf.CHILDREN_DIR).exists():
+                log(f"{out} held another experiment but no result yet: its experiment.json is replaced")
+            else:
+                raise ChildnetError(
+                    f"{out} holds the results of a different experiment; choose another --out folder "
+                    "(or delete it) — results of different experiments are never mixed"
+                )
     try:
         rf.write_atomic(out / rf.EXPERIMENT_FILE, json.dumps(cfg.model_dump(), indent=2, default=str))
     except OSError as err:
@@ -213,7 +221,7 @@ def run(
         if lock.took_over:
             log(rf.stale_lock_message(out, lock.took_over))
         rf.remove_stale_temporaries(out)
-        _check_experiment(out, cfg)
+        _check_experiment(out, cfg, log)
         finished = [r for r in rf.repair_results(out, log) if r["status"] == "ok"]
         done = {r["unit"] for r in finished}
         units = plan_units(cfg)

@@ -143,9 +143,17 @@ def _is_range(v: Any) -> bool:
     return isinstance(v, dict) and "low" in v and "high" in v and set(v) <= set(_RANGE_KEYS)
 
 
+_NONE = object()
+
+
 def _value_problem(values: Any, strategy: str) -> str | None:
     if isinstance(values, list):
-        return None if values else "an empty list has no candidate; give at least one value"
+        if not values:
+            return "an empty list has no candidate; give at least one value"
+        twice = next((b for i, a in enumerate(values) for b in values[i + 1:] if a == b), _NONE)
+        if twice is not _NONE:
+            return f"the value {twice!r} is listed twice (as {values!r}): each candidate would be trained twice"
+        return None
     if _is_range(values):
         if strategy != "optuna":
             return "a range {low, high} needs strategy: optuna (a grid takes a list of values)"

@@ -246,6 +246,9 @@ def make_task(name, spec, cfg: TaskConfig, x, y, x_test, y_test, num_classes, ki
 
 def load_task(spec: dict | str) -> Task:
     """Build a registered task from its spec, e.g. ``{"name": "digits", "n_train": 300}``."""
+    if not isinstance(spec, (str, dict)):
+        raise ConfigError(f"task: expected a task name or a mapping such as {{'name': 'digits'}} "
+                          f"(got {type(spec).__name__} {spec!r:.60})")
     spec = {"name": spec} if isinstance(spec, str) else dict(spec)
     problems: list[str] = []
     res = validate_entry(TASKS, spec, "task", problems)
