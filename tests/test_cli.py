@@ -214,5 +214,8 @@ def test_list_validate_show_errors(tmp_path, run_cli):
         assert name in listing
     assert "ok" in run_cli("validate", write(tmp_path, TINY), check=0).stdout
     user_error(run_cli("show", tmp_path), "not a child folder")
+    user_error(run_cli("show", tmp_path / "nowhere"), "nowhere does not exist (expected a child folder")
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    user_error(run_cli("validate", tmp_path / "empty.yaml"), "empty.yaml is empty: an experiment needs")
     user_error(run_cli("report", tmp_path), "not a run folder")
     assert run_cli("list", "widgets").returncode == 2

@@ -139,6 +139,9 @@ def test_derive_merges_option_blocks_and_checks_the_device(tiny_parent, digits_t
 
     with pytest.raises(ChildnetError, match="device: 'tpu' is not a torch device"):
         derive("scratch", tiny_parent, digits_task, device="tpu")
+    for seed in (1.5, -1, True):
+        with pytest.raises(ChildnetError, match="seed: expected an integer >= 0"):
+            derive("scratch", tiny_parent, digits_task, seed=seed)
     child = derive("scratch", tiny_parent, digits_task, {"train": {"epochs": 0.05, "lr": 0.5}},
                    train={"batch_size": 32}, child={"name": "mlp", "hidden": [4]})
     assert (child.lineage.config["train"]["epochs"], child.lineage.config["train"]["lr"],

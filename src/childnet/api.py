@@ -43,6 +43,11 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
     from .train import check_device
 
     device = check_device(device)
+    import numbers
+
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        raise ChildnetError(f"seed: expected an integer >= 0 (got {seed!r})")
+    seed = int(seed)  # numpy integers too
     if options:
         base = cfg.model_dump(exclude_unset=True) if hasattr(cfg, "model_dump") else dict(cfg or {})
         cfg = merge_blocks(base, options)

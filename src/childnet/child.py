@@ -134,6 +134,8 @@ def check_architecture(arch: Any, where: str) -> tuple[dict, tuple, int]:
 def read_card(path: str | Path) -> dict:
     """The lineage card (``child.json``) of a child folder, as a dict; a clear error if there is none."""
     card_path = Path(path) / "child.json"
+    if not Path(path).exists():
+        raise ChildnetError(f"{path} does not exist (expected a child folder, with a child.json)")
     if not card_path.exists():
         raise ChildnetError(f"{path} is not a child folder (no child.json)")
     try:

@@ -523,4 +523,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         raise ChildnetError(f"{path} is not valid YAML: {err}") from None
     except UnicodeDecodeError:
         raise ChildnetError(f"{path} is not a text file") from None
+    if raw is None:
+        raise ChildnetError(f"{path} is empty: an experiment needs at least a task, a parent and methods "
+                            "(see experiments/demo.yaml)")
     return parse_experiment(raw, str(path))
