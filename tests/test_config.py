@@ -169,3 +169,11 @@ def test_predict_names_a_parent_or_a_wrong_example_shape(tiny_parent, digits_tas
     with pytest.raises(ChildnetError, match=r"input shape \(1, 8, 8\) \(64 values\); got examples of shape \(65,\)"):
         predict(child, torch.zeros(2, 65))
     assert len(predict(child, digits_task.x_test[:3].reshape(3, 64))) == 3  # flat rows are reshaped, as the task did
+
+
+def test_a_child_of_another_model_replaces_the_default_child_whole():
+    cfg = parse_experiment({**BASE, "defaults": {"child": {"name": "cnn", "width": 4}},
+                            "methods": [{"name": "scratch", "child": {"name": "mlp", "hidden": [8]}},
+                                        {"name": "kd", "child": {"width": 2}}]})
+    assert cfg.methods[0].options["child"] == {"name": "mlp", "hidden": [8]}
+    assert cfg.methods[1].options["child"] == {"name": "cnn", "width": 2}

@@ -39,12 +39,12 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
         seed: the child's seed.
         device: torch device.
     """
+    import numbers
+
     from .config import merge_blocks
     from .train import check_device
 
     device = check_device(device)
-    import numbers
-
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
         raise ChildnetError(f"seed: expected an integer >= 0 (got {seed!r})")
     seed = int(seed)  # numpy integers too

@@ -206,10 +206,14 @@ class ExperimentConfig(Config):
 
 
 def merge_blocks(base: dict, over: dict) -> dict:
-    """``base`` with ``over`` laid on top; nested mappings merge key by key instead of replacing each other."""
+    """``base`` with ``over`` laid on top; nested mappings merge key by key instead of replacing each other,
+    except a spec that names another registry entry (``child: {name: mlp}`` over ``{name: cnn, width: 8}``),
+    which replaces it whole: the other entry's options would not fit."""
     out = dict(base)
     for key, value in over.items():
-        out[key] = merge_blocks(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        old = out.get(key)
+        same = isinstance(value, dict) and isinstance(old, dict) and value.get("name", old.get("name")) == old.get("name")
+        out[key] = merge_blocks(old, value) if same else value
     return out
 
 
@@ -239,9 +243,8 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
         fields = set(cls.model_fields) if cls else set()
         opts = {k: copy.deepcopy(v) for k, v in (defaults or {}).items() if k in fields}
         used_defaults |= set(opts)
-        for k, v in raw.items():  # a block given in both merges key by key (defaults.train.epochs + train.lr)
-            if k != "name":
-                opts[k] = merge_blocks(opts[k], v) if isinstance(v, dict) and isinstance(opts.get(k), dict) else v
+        # a block given in both merges key by key (defaults.train.epochs + train.lr)
+        opts = merge_blocks(opts, {k: v for k, v in raw.items() if k != "name"})
         swept = {k: vals for k, vals in sweep.items() if "." not in k and k in fields and isinstance(vals, list) and vals}
         used_defaults |= set(swept)
         used_sweep |= set(swept)
