@@ -219,3 +219,7 @@ def test_list_validate_show_errors(tmp_path, run_cli):
     user_error(run_cli("validate", tmp_path / "empty.yaml"), "empty.yaml is empty: an experiment needs")
     user_error(run_cli("report", tmp_path), "not a run folder")
     assert run_cli("list", "widgets").returncode == 2
+
+
+def test_markdown_implies_fields(run_cli):
+    assert run_cli("list", "methods", "--markdown").stdout.startswith("# Methods reference")

@@ -215,3 +215,12 @@ def test_a_physically_shrunk_generation_feeds_fresh_same_size_children_and_ensem
     assert shrunk < sizes["search.enas"]
     assert sizes["distil.kd"] == sizes["distil.scratch"] == shrunk  # same size as the incoming child
     assert sizes["ensemble.pat"] == 2 * shrunk
+
+
+def test_a_stage_name_used_twice_is_one_problem_not_also_a_cycle():
+    from childnet.config import parse_experiment
+    from childnet.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        parse_experiment({**BASE, "stages": [{"name": "a", "methods": ["scratch"]}, {"name": "a", "methods": ["kd"]}]})
+    assert "used twice" in str(err.value) and "cycle" not in str(err.value)

@@ -118,13 +118,14 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder written by `ch
 def list_(
     kind: Kind = typer.Argument(Kind.all, help="methods | models | tasks | scorers | all"),
     fields: bool = typer.Option(False, "--fields", help="every config field: type, default, description"),
-    markdown: bool = typer.Option(False, "--markdown", help="with --fields: Markdown (docs/methods-reference.md)"),
+    markdown: bool = typer.Option(False, "--markdown", help="the --fields listing as Markdown "
+                                  "(docs/methods-reference.md); implies --fields"),
 ) -> None:
     """List registered methods, models, tasks and mask scorers (with --fields: every option of each)."""
     from .registry import METHODS, MODELS, SCORERS, TASKS
 
     regs = {"methods": METHODS, "models": MODELS, "tasks": TASKS, "scorers": SCORERS}
-    if fields:
+    if fields or markdown:
         from .reference import methods_reference, registry_reference
 
         if markdown and kind.value == "methods":

@@ -407,6 +407,9 @@ def _stage_graph_problems(specs: list[dict]) -> list[str]:
         if s["source"] != "root" and s["source"] not in known:
             problems.append(f"stages[{s['name']}].from: '{s['source']}' is no stage of this experiment "
                             f"(stages: {', '.join(known)}; or root for the parent)")
+    names = [s["name"] for s in specs]
+    if len(set(names)) < len(names) or "root" in names:
+        return problems  # a name used twice (or 'root') is reported on its own; a cycle check would mislead
     for s in specs:
         seen, at = [s["name"]], s["source"]
         while at in known and at not in seen:
