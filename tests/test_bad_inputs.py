@@ -148,7 +148,7 @@ GOOD = {"method": "scratch", "config": {}, "seed": 0,
 
 @pytest.mark.parametrize("card,needle", [
     ([1, 2], "expected a JSON object, got a list"),
-    ({**GOOD, "seed": "zero"}, "field 'seed' should be a integer"),
+    ({**GOOD, "seed": "zero"}, "field 'seed' should be an integer (got str 'zero')"),
     ({**GOOD, "parent": [1]}, "field 'parent' should be a JSON object"),
     ({**GOOD, "metrics": "high"}, "field 'metrics'"),
 ], ids=["list", "seed-str", "parent-list", "metrics-str"])

@@ -63,9 +63,9 @@ def test_experiment_json_that_is_not_an_object_is_refused(tmp_path):
 @pytest.mark.parametrize("experiment,needle", [
     ({"methods": 5}, "field 'methods' should be a list (got int 5)"),
     ({"seeds": "x"}, "field 'seeds' should be an integer (got str 'x')"),
-    ({"methods": ["kd"]}, "field 'methods[0]' should be an object"),
-    ({"sweep": 5}, "field 'sweep' should be an object or null (got int 5)"),
-    ({"stages": [3]}, "field 'stages[0]' should be an object"),
+    ({"methods": ["kd"]}, "field 'methods[0]' should be a JSON object (got str 'kd')"),
+    ({"sweep": 5}, "field 'sweep' should be a JSON object or null (got int 5)"),
+    ({"stages": [3]}, "field 'stages[0]' should be a JSON object"),
     ({"baseline": 5}, "field 'baseline' should be a string or null (got int 5)"),
 ])
 def test_a_hand_edited_experiment_json_is_named_by_field_in_the_report(tmp_path, run_cli, experiment, needle):

@@ -36,6 +36,7 @@ __all__ = [
     "Seed",
     "SEED_MAX",
     "canonical_spec",
+    "check_field_types",
     "entry_problems",
     "format_validation_error",
     "stable_hash",
@@ -53,6 +54,26 @@ def stable_hash(obj: Any, n: int = 16) -> str:
     """A short, stable hash of JSON-serialisable data (used to key caches)."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:n]
+
+
+_TYPE_WORDS = {str: "a string", dict: "a JSON object", int: "an integer", list: "a list", type(None): "null"}
+
+
+def check_field_types(data: dict, shape: dict[str, tuple[type, ...]], where: str) -> None:
+    """Each field of ``data`` (read from a JSON file) that ``shape`` names holds one of its types.
+
+    A bool is not an integer here. Raises :class:`~childnet.errors.ChildnetError` naming the field, what it
+    holds and what it should hold.
+    """
+    from .errors import ChildnetError
+
+    for key, allowed in shape.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise ChildnetError(f"{where}: field '{key}' should be {' or '.join(_TYPE_WORDS[t] for t in allowed)} "
+                                f"(got {type(value).__name__} {value!r:.60})")
 
 
 def _strip(ann: Any) -> list:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._base import check_field_types
 from ._version import __version__
 from .checkpoint import load_state_checked, load_tensors, save_tensors
 from .errors import ChildnetError
@@ -76,7 +77,7 @@ class Lineage:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
-#: Types of a card's fields (``None`` marks the fields every card must have).
+#: Types of a card's fields, and whether every card must have it.
 _CARD_TYPES = {"method": (str, True), "config": (dict, True), "seed": (int, True), "parent": (dict, False),
                "architecture": (dict, False), "task": (dict, False), "metrics": (dict, False),
                "history": (list, False), "extra": (dict, False), "ancestors": (list, False), "library_version": (str, False),
@@ -91,19 +92,11 @@ def check_card(card: Any, where: str) -> dict:
     """
     if not isinstance(card, dict):
         raise ChildnetError(f"{where} is not a lineage card: expected a JSON object, got a {type(card).__name__}")
-    for key, (typ, required) in _CARD_TYPES.items():
-        if key not in card:
-            if required:
-                raise ChildnetError(f"{where} is not a lineage card: the field '{key}' is missing")
-            continue
-        value = card[key]
-        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-            raise ChildnetError(f"{where}: field '{key}' should be a {_TYPE_WORDS[typ]} "
-                                f"(got {type(value).__name__} {str(value)[:60]!r})")
+    missing = [key for key, (_, required) in _CARD_TYPES.items() if required and key not in card]
+    if missing:
+        raise ChildnetError(f"{where} is not a lineage card: the field '{missing[0]}' is missing")
+    check_field_types(card, {key: (typ,) for key, (typ, _) in _CARD_TYPES.items()}, where)
     return card
-
-
-_TYPE_WORDS = {str: "string", dict: "JSON object", int: "integer", list: "list"}
 
 
 def check_architecture(arch: Any, where: str) -> tuple[dict, tuple, int]:

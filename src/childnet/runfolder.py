@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ._base import stable_hash
+from ._base import check_field_types, stable_hash
 from ._runlock import LOCK_FILE, RunLock, pid_alive, stale_lock_message
 from .errors import ChildnetError
 
@@ -362,23 +362,13 @@ _EXPERIMENT_SHAPE = {"name": (str,), "task": (dict,), "parent": (dict,), "method
                      "stages": (list, type(None))}
 
 
-_TYPE_NAMES = {str: "a string", dict: "an object", list: "a list", int: "an integer", type(None): "null"}
-
-
 def _check_experiment_shape(experiment: dict, where: Path) -> None:
     """Refuse a hand-edited ``experiment.json`` whose fields have the wrong type, before a report trips on it."""
-    def wrong(key: str, want: str, got: Any) -> ChildnetError:
-        return ChildnetError(f"{where}: field '{key}' should be {want} (got {type(got).__name__} {got!r:.60}); "
-                             "the file is written by `childnet run`: restore it, or run the experiment again")
-
-    for key, types in _EXPERIMENT_SHAPE.items():
-        value = experiment.get(key)
-        if key in experiment and (not isinstance(value, types) or (isinstance(value, bool) and key == "seeds")):
-            raise wrong(key, " or ".join(_TYPE_NAMES[t] for t in types), value)
+    check_field_types(experiment, _EXPERIMENT_SHAPE, str(where))
     for key in ("methods", "stages"):
-        for i, item in enumerate(experiment.get(key) or []):
-            if not isinstance(item, dict):
-                raise wrong(f"{key}[{i}]", "an object (as `childnet run` writes it)", item)
+        items = experiment.get(key) or []
+        check_field_types({f"{key}[{i}]": item for i, item in enumerate(items)},
+                          {f"{key}[{i}]": (dict,) for i in range(len(items))}, str(where))
 
 
 def load_run_folder(run_dir: str | Path) -> RunFolder:
