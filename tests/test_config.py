@@ -104,6 +104,9 @@ def test_sweep_of_a_field_no_method_has_or_that_a_method_sets_is_refused():
         parse_experiment(dict(BASE, methods=["kd"], sweep={"temperatur": [1, 2]}))
     with pytest.raises(ConfigError, match=r"methods\[0\]\(kd\)\.temperature: set here and swept"):
         parse_experiment(dict(BASE, methods=[{"name": "kd", "temperature": 3}], sweep={"temperature": [1, 2]}))
+    with pytest.raises(ConfigError) as err:  # an empty list is one problem, not also "no method has it"
+        parse_experiment(dict(BASE, methods=["kd"], sweep={"temperature": []}))
+    assert err.value.problems == ["sweep.temperature: expected a non-empty list of values (got [])"]
 
 
 @pytest.mark.parametrize("name", ["inas-mlp.yaml", "inas-mnist.yaml"])
@@ -169,6 +172,10 @@ def test_predict_names_a_parent_or_a_wrong_example_shape(tiny_parent, digits_tas
     with pytest.raises(ChildnetError, match=r"input shape \(1, 8, 8\) \(64 values\); got examples of shape \(65,\)"):
         predict(child, torch.zeros(2, 65))
     assert len(predict(child, digits_task.x_test[:3].reshape(3, 64))) == 3  # flat rows are reshaped, as the task did
+    x = digits_task.x_test[:3].clone()
+    x[1, 0, 2, 3] = float("nan")
+    with pytest.raises(ChildnetError, match=r"1 input value\(s\) are NaN or infinite \(in example\(s\) 1\)"):
+        predict(child, x)
 
 
 def test_a_child_of_another_model_replaces_the_default_child_whole():

@@ -134,6 +134,8 @@ def test_saving_a_child_never_deletes_what_a_user_keeps(tmp_path):
     assert (keep / "thesis.txt").read_text() == "hi" and sorted(p.name for p in keep.iterdir()) == ["thesis.txt"]
     with pytest.raises(ChildnetError, match="is a file"):
         child.save(keep / "thesis.txt")
+    with pytest.raises(ChildnetError, match="cannot create a folder in .*thesis.txt"):
+        child.save(keep / "thesis.txt" / "c")  # a file where a parent folder should be
     first = child.save(tmp_path / "c")  # new folder
     (tmp_path / "empty").mkdir()
     child.save(tmp_path / "empty")  # an empty folder is fine

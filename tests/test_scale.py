@@ -363,6 +363,8 @@ def test_bad_executor_track_address_and_tracking_uri(tmp_path, monkeypatch):
         with pytest.raises(ChildnetError, match="cannot reach a Ray cluster at 127.0.0.1:9"):
             run(TINY, tmp_path / "a", executor="ray", address="127.0.0.1:9", **quiet)
         assert time.time() - t0 < 30
+        with pytest.raises(ChildnetError, match=r"the port should be 1 … 65535 \(got 99999\)"):
+            run(TINY, tmp_path / "a", executor="ray", address="127.0.0.1:99999", **quiet)
     pytest.importorskip("mlflow")
     out = tmp_path / "b"
     run(dict(TINY, seeds=1, methods=["scratch"]), out, **quiet)

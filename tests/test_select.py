@@ -81,6 +81,8 @@ BAD = [
     ({"lr": {"low": 0.001, "high": 0.1}}, ["needs strategy: optuna"]),
     ({"strategy": "optuna", "trials": 0, "lr": [0.1]}, ["trials: expected an integer", "(got 0)",
                                                         "pip install 'childnet[optuna]'"]),
+    ({"lr": [0.1], "params": {"lr": [0.2]}}, ["'lr' is given both beside params and inside params"]),
+    ({"lr": [0.1], "train.lr": [0.2]}, ["selects over train.lr, which 'lr' already selects over"]),
 ]
 
 

@@ -147,6 +147,12 @@ def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: boo
     extra = child.lineage.extra or {}
     arch = child.lineage.architecture or _spec_of(child.model)
     x = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x.float()
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        rows = bad.reshape(len(x), -1).any(1).nonzero().flatten().tolist() if x.dim() else [0]
+        raise ChildnetError(f"predict: {int(bad.sum())} input value(s) are NaN or infinite (in example(s) "
+                            f"{', '.join(map(str, rows[:5]))}{' …' if len(rows) > 5 else ''}); the child was "
+                            "trained on finite inputs, so fill or drop them first")
     shape = tuple(arch.get("input_shape") or ())
     if shape and x.dim() >= 1 and len(x) and x[0].numel() != int(np.prod(shape)):
         raise ChildnetError(f"predict: each example should have the child's input shape {shape} "

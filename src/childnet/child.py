@@ -159,9 +159,13 @@ class Child:
         """
         path = Path(path)
         _check_save_target(path, overwrite)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.lineage.architecture = self.lineage.architecture or model_spec(self.model)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
+        except OSError as err:  # e.g. a file where a parent folder should be, or no permission
+            raise ChildnetError(f"cannot save the child to {path}: cannot create a folder in {path.parent} "
+                                f"({err.strerror or err}); name a folder you can write to") from None
         try:
             save_tensors(self.model.state_dict(), tmp / "model.safetensors")
             if self.masks:

@@ -268,8 +268,8 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
             problems.append(f"defaults.{k}: no method in this experiment has a field '{k}'")
     problems.extend(_folder_name_problems([s["label"] for s in specs], sweep))
     if len(specs) == len(raw_methods):  # (an unknown method hides its fields)
-        for k in sweep or {}:
-            if "." not in k and k not in used_sweep:
+        for k, vals in (sweep or {}).items():  # (an empty or non-list sweep value is already reported)
+            if "." not in k and k not in used_sweep and isinstance(vals, list) and vals:
                 problems.append(f"sweep.{k}: no method in this experiment has a field '{k}' (task fields are "
                                 f"swept as task.{k})")
     return specs

@@ -222,6 +222,8 @@ def check_select(raw: Any, method: str, base: dict, where: str, problems: list[s
     if not isinstance(extra, dict):
         problems.append(f"{where}.params: expected a mapping {{field: [values]}} (got {extra!r})")
         extra = {}
+    for key in sorted(set(params) & set(extra), key=str):
+        problems.append(f"{where}: '{key}' is given both beside params and inside params; give it once")
     params.update(extra)
     cls = METHODS.get(method).config
     if not params or cls is None:
@@ -229,8 +231,15 @@ def check_select(raw: Any, method: str, base: dict, where: str, problems: list[s
                         f"{_fields_text(cls) if cls else '(none)'}")
         return None
     canonical: dict[str, Any] = {}
+    claimed: dict[str, str] = {}  # field path -> the key that selects over it
     for key, values in params.items():
         paths, err = _resolve(cls, str(key), method)
+        if err is None:
+            clash = [claimed[p] for p in paths if p in claimed]
+            if clash:
+                err = (f"selects over {', '.join(paths)}, which '{clash[0]}' already selects over; "
+                       "give each field once")
+            claimed.update((p, str(key)) for p in paths)
         if err is None:
             err = _value_problem(values, strategy)
         if err is not None:
