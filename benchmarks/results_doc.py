@@ -21,6 +21,7 @@ file is missing and what writes it.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -146,16 +147,41 @@ def results_table(name: str) -> str:
 def poison_table() -> str:
     """Search-space poisoning per k (``search_poison_enas.json``, written by benchmarks/search_summary.py)."""
     d = _load("search_poison_enas")
-    lines = ["| k | poison fraction of sampled ops | poison fraction of derived child (per seed) | policy entropy, "
-             "first → last epoch | child error % (per seed) | p vs k = 0 |", "|---|---|---|---|---|---|"]
+    # runs from issue 18 on also score the derived child with the shared weights, and random children's spread
+    shared = any(_known(s.get("shared_weights_error")) for s in d["settings"].values())
+    spread = any(_known(s.get("random_children_std")) for s in d["settings"].values())
+    head = ("| k | poison fraction of sampled ops | poison fraction of derived child (per seed) | policy entropy, "
+            "first → last epoch | child error %, retrained (per seed) | p vs k = 0 |")
+    head += " error % with the shared weights | p vs k = 0 |" if shared else ""
+    head += " random children's val accuracy: std, range |" if spread else ""
+    lines = [head, "|---" * (6 + 2 * shared + spread) + "|"]
     for sid, s in d["settings"].items():
         e = s["methods"]["enas-macro"]
         per_seed = ", ".join(f"{v * 100:.1f}" for v in e["values"])
-        lines.append(f"| {sid.split('=')[-1]} | {s['poison_fraction']['mean']:.3f} | "
-                     f"{', '.join(f'{v:.2f}' for v in s['final_poison_fraction']['values'])} | "
-                     f"{s['entropy_first_epoch']['mean']:.2f} → {s['entropy_last_epoch']['mean']:.2f} | "
-                     f"{e['mean'] * 100:.1f} ± {e['std'] * 100:.1f} ({per_seed}) | {_p(e['p_value'])} |")
+        row = (f"| {sid.split('=')[-1]} | {s['poison_fraction']['mean']:.3f} | "
+               f"{', '.join(f'{v:.2f}' for v in s['final_poison_fraction']['values'])} | "
+               f"{s['entropy_first_epoch']['mean']:.2f} → {s['entropy_last_epoch']['mean']:.2f} | "
+               f"{e['mean'] * 100:.1f} ± {e['std'] * 100:.1f} ({per_seed}) | {_p(e['p_value'])} |")
+        if shared:
+            sw = s.get("shared_weights_error") or {}
+            row += (f" {sw['mean'] * 100:.1f} ± {sw['std'] * 100:.1f} | {_p(sw.get('p_value'))} |" if _known(sw)
+                    else " — | — |")
+        if spread:
+            row += f" {_spread(s.get('random_children_std'), s.get('random_children_range'))} |"
+        lines.append(row)
     return "\n".join(lines + ["", NOTE.format(src="search_poison_enas.json") + f" Command: `{d['command']}`."])
+
+
+def _known(stat) -> bool:
+    """A summary statistic (``{"mean", "std", ...}``) that holds a number."""
+    return isinstance(stat, dict) and isinstance(stat.get("mean"), (int, float)) and math.isfinite(stat["mean"])
+
+
+def _spread(std, rng) -> str:
+    """Random children's validation-accuracy spread (mean over seeds), in points: std, max − min."""
+    if not _known(std) or not _known(rng):
+        return "—"
+    return f"{std['mean'] * 100:.1f}, {rng['mean'] * 100:.1f} points"
 
 
 def ensembles_table() -> str:
@@ -184,16 +210,28 @@ def enas_tables() -> tuple[str, str]:
     d, run = _load("search_enas_mnist"), _load("enas-mnist")
     raw, methods = d["raw"], run["settings"]["default"]["methods"]
     order = [raw["baseline"]] + [m for m in raw["per_method"] if m != raw["baseline"]]
-    lines = ["| method | test accuracy | p vs random | params | MACs / example | search: child-training MACs | "
-             "search: scoring MACs | search wall time |", "|---|---|---|---|---|---|---|---|"]
+    # runs from issue 18 on record the spread of random children in the search space, and the shared-weights score
+    spread = any(_known(e.get("random_children_std")) for e in raw["per_method"].values())
+    shared = any(_known(e.get("shared_weights_test_accuracy")) for e in raw["per_method"].values())
+    head = ("| method | test accuracy | p vs random | params | MACs / example | search: child-training MACs | "
+            "search: scoring MACs | search wall time |")
+    head += " test accuracy with the shared weights |" if shared else ""
+    head += " random children's val accuracy: std, range |" if spread else ""
+    lines = [head, "|---" * (8 + shared + spread) + "|"]
     for m in order:
         e = raw["per_method"][m]
         g = e["search_train_macs"]
-        lines.append(f"| {m} | {e['test_accuracy']['mean']:.4f} ± {e['test_accuracy']['std']:.4f} | "
-                     f"{_p(methods.get(m, {}).get('p_value'))} | {e['params']['mean']:,.0f} | "
-                     f"{e['macs']['mean'] / 1e6:.2f} M | {g['mean'] / 1e9:.1f} G ± {g['std'] / 1e9:.1f} G | "
-                     f"{e['search_eval_macs']['mean'] / 1e9:.0f} G | {e['search_wall_time_s']['mean']:.0f} ± "
-                     f"{e['search_wall_time_s']['std']:.0f} s |")
+        row = (f"| {m} | {e['test_accuracy']['mean']:.4f} ± {e['test_accuracy']['std']:.4f} | "
+               f"{_p(methods.get(m, {}).get('p_value'))} | {e['params']['mean']:,.0f} | "
+               f"{e['macs']['mean'] / 1e6:.2f} M | {g['mean'] / 1e9:.1f} G ± {g['std'] / 1e9:.1f} G | "
+               f"{e['search_eval_macs']['mean'] / 1e9:.0f} G | {e['search_wall_time_s']['mean']:.0f} ± "
+               f"{e['search_wall_time_s']['std']:.0f} s |")
+        if shared:
+            sw = e.get("shared_weights_test_accuracy")
+            row += f" {sw['mean']:.4f} ± {sw['std']:.4f} |" if _known(sw) else " — |"
+        if spread:
+            row += f" {_spread(e.get('random_children_std'), e.get('random_children_range'))} |"
+        lines.append(row)
     main = "\n".join(lines + ["", NOTE.format(src="search_enas_mnist.json") + f" Command: `{d['command']}`."])
     ctt = raw["compute_to_target"]
     spaces = list(ctt)
@@ -235,15 +273,22 @@ def _entry(data: dict, sid: str, label: str) -> dict:
 
 
 def _hkt() -> tuple[str, str]:
-    d = _load("hkt-mnist")
-    cells, wins = [], 0
-    for sid in d["settings"]:
-        hkt, kd = _entry(d, sid, "hkt"), _entry(d, sid, "kd")
-        p = _paired_p(hkt, kd)
-        wins += hkt["mean"] > kd["mean"] and p is not None and p < 0.05
-        cells.append(f"{sid}: HKT {_num(hkt['delta'], 'accuracy', True)}, KD {_num(kd['delta'], 'accuracy', True)} "
-                     f"over scratch; HKT − KD p {_p(p)}")
-    return "; ".join(cells), "reproduced" if wins == len(d["settings"]) else "not reproduced"
+    cells, wins, n = [], 0, 0
+    for name in CLAIM_SOURCES["HKT"]:  # every HKT reproduction whose JSON is there
+        d = _load(name)
+        if d is None:
+            continue
+        for sid in d["settings"]:
+            hkt, kd = _entry(d, sid, "hkt"), _entry(d, sid, "kd")
+            p = _paired_p(hkt, kd)
+            n += 1
+            wins += hkt["mean"] > kd["mean"] and p is not None and p < 0.05
+            where = name if sid == "default" else f"{name} {sid}"
+            cells.append(f"{where}: HKT {_num(hkt['delta'], 'accuracy', True)}, KD "
+                         f"{_num(kd['delta'], 'accuracy', True)} over scratch; HKT − KD p {_p(p)}")
+    if not n:
+        raise KeyError("hkt")
+    return "; ".join(cells), "reproduced" if wins == n else "not reproduced"
 
 
 def _vs_baseline(name: str, labels: tuple[str, ...], short: dict[str, str]) -> tuple[list[str], bool]:
@@ -396,7 +441,7 @@ CLAIMS: list[tuple[str, str, str, Callable[[], tuple[str, str]], str]] = [
 
 
 #: Per paper: the reproduction JSONs its verdict reads (each from ``experiments/<name>.yaml``).
-CLAIM_SOURCES = {"HKT": ("hkt-mnist",), "Child-Tuning": ("tune-minilm-rt",),
+CLAIM_SOURCES = {"HKT": ("hkt-mnist", "hkt-mnist-small"), "Child-Tuning": ("tune-minilm-rt",),
                  "AGWM": ("tune-minilm-rt-agwm", "tune-minilm-rt"), "SSA": ("ssa-mnist",),
                  "PAT": ("ensembles-mnist",), "ENAS": ("enas-mnist",), "poisoning": ("poison-enas",),
                  "MANAS": ("manas-amazon",), "iNAS": ("inas-mnist",), "T-NAML": ("naml-text",)}
@@ -417,15 +462,44 @@ def freshness(name: str) -> str:
     if not path.exists():
         return f"`{name}`: no experiment file"
     cfg = load_experiment(path)
-    if "experiment_hash" not in data:  # older export: compare what it holds (settings, method labels) at least
-        settings = data.get("settings") or {}
-        labels = {label for s in settings.values() for label in s.get("methods", {})}
-        if set(settings) != {s.id for s in cfg.settings()} or labels != {m.label for m in cfg.methods}:
-            return (f"`{name}`: **stale** (its settings or methods differ from the experiment file; exported "
-                    "before identities were recorded)")
-        return f"`{name}`: exported before identities were recorded (settings and methods match)"
-    same = data["experiment_hash"] == experiment_identity(cfg.model_dump())
-    return f"`{name}`: current" if same else f"`{name}`: **stale** (the experiment file changed since)"
+    if "experiment_hash" not in data:  # older export: compare what it holds (settings, methods, seeds, select)
+        differ = _old_export_differences(data, cfg)
+        if differ:
+            return (f"`{name}`: **stale** ({'; '.join(differ)}; exported before identities were recorded)")
+        return (f"`{name}`: exported before identities were recorded (settings, methods, seeds and select "
+                "match what it holds; other options cannot be checked — rerun pending)")
+    if data["experiment_hash"] != experiment_identity(cfg.model_dump()):
+        return f"`{name}`: **stale** (the experiment file changed since)"
+    seeds = _seeds_held(data)
+    if 0 < seeds < cfg.seeds:  # more seeds extend a run (the same units): rerun to add the missing ones
+        return f"`{name}`: **stale** ({seeds} seeds, the file asks {cfg.seeds}: rerun to add the others)"
+    return f"`{name}`: current"
+
+
+def _seeds_held(data: dict) -> int:
+    """The most seeds any method of an export holds (0 when it lists none)."""
+    return max((len(m.get("seeds") or []) for st in (data.get("settings") or {}).values()
+                for m in (st.get("methods") or {}).values()), default=0)
+
+
+def _old_export_differences(data: dict, cfg) -> list[str]:
+    """What an export without an experiment identity visibly holds that differs from the experiment file."""
+    settings = data.get("settings") or {}
+    methods = [m for st in settings.values() for m in (st.get("methods") or {}).items()]
+    out = []
+    if set(settings) != {st.id for st in cfg.settings()}:
+        out.append("its settings differ from the experiment file's")
+    if {label for label, _ in methods} != {m.label for m in cfg.methods}:
+        out.append("its methods differ from the experiment file's")
+    seeds = _seeds_held(data)
+    if seeds and seeds < cfg.seeds:
+        out.append(f"{seeds} seeds, the file asks {cfg.seeds}")
+    held = {label for label, _ in methods}
+    unselected = sorted({m.label for m in cfg.methods if getattr(m, "select", None) and m.label in held}
+                        - {label for label, m in methods if "picks" in m or "select_candidates" in m})
+    if unselected:
+        out.append(f"the file selects {', '.join(unselected)} on validation, the JSON predates that")
+    return out
 
 
 def claims_table() -> str:
@@ -436,7 +510,11 @@ def claims_table() -> str:
             here, verdict = fn()
         except (TypeError, KeyError):  # a result file that is missing or of another shape
             here, verdict = "no result yet", "—"
-        fresh = "; ".join(freshness(n) for n in CLAIM_SOURCES.get(paper, ()))
+        states = [freshness(n) for n in CLAIM_SOURCES.get(paper, ())]
+        fresh = "; ".join(states)
+        stale = sum("stale" in st for st in states)
+        if stale and verdict != "—":
+            verdict += f" ({'partly ' if stale < len(states) else ''}from a stale JSON: its rerun is pending)"
         lines.append(f"| {family} | {paper} | {claim} | {here} | {verdict} | {fresh} | {changed} |")
     return "\n".join(lines + ["", "_Verdicts, numbers and the JSON-vs-experiment column generated from "
                               "`benchmarks/results/*.json` and `experiments/*.yaml` by `python benchmarks/results_doc.py` "

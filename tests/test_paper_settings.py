@@ -103,6 +103,13 @@ def test_alpha_lr_sum_sets_the_alpha_budget_and_the_lineage_records_where_alpha_
     assert record["alpha_steps"] > 0 and record["alpha_mean"] < 1.0 and record["alpha_min"] <= record["alpha_mean"]
     assert record["hypergradient"] == "implicit"
     assert record["history"][-1]["implicit_to_direct_norm"] > 0
+    # the reproduction JSON carries where α ends, per re-split (report.export_results → diagnostics)
+    from childnet.report.summary import card_diagnostics
+
+    exported = card_diagnostics(child.lineage.extra)
+    assert exported["alpha_by_resplit"] == [{k: record[k] for k in ("alpha_mean", "alpha_min", "alpha_steps",
+                                                                       "alpha_lr_sum")}]
+    assert exported["alpha_mean"] == child.lineage.extra["alpha_mean"]
 
 
 # -- search-space poisoning (Wu et al. 2021) ----------------------------------------------------------
@@ -165,6 +172,11 @@ def test_hkt_logs_the_gate_per_epoch_and_same_width_pairs_use_identities(tiny_pa
     assert extra["transfer_identity"] == [True] and extra["back_projection_identity"] is True
     gates = extra["gate_by_epoch"]
     assert len(gates) == 2 and all(0 < g["ga_gate_mean"] < 1 and g["ga_gate_std"] >= 0 for g in gates)
+    from childnet.report.summary import card_diagnostics  # the reproduction JSON carries the gate per epoch
+
+    exported = card_diagnostics(extra)
+    assert exported["gate_mean_by_epoch"] == [round(g["ga_gate_mean"], 6) for g in gates]
+    assert exported["gate_std_by_epoch"] == [round(g["ga_gate_std"], 6) for g in gates]
     static = derive("hkt", tiny_parent, digits_task, {**cfg, "train": {"epochs": 1, "lr": 0.01}, "mixture": "static",
                                                       "w_fused": 0}, seed=0)
     assert static.lineage.extra["gate_by_epoch"][0]["ga_gate_mean"] == pytest.approx(0.7)

@@ -135,11 +135,32 @@ def test_freshness_compares_the_exported_identity_with_the_experiment_file(tmp_p
     monkeypatch.setattr(results_doc, "RESULTS", results)
     assert "not run yet" in results_doc.freshness("ssa-mnist")
     (results / "ssa-mnist.json").write_text(json.dumps({"name": "ssa-mnist"}))
-    assert "**stale** (its settings or methods differ" in results_doc.freshness("ssa-mnist")
+    assert "**stale** (its settings differ from the experiment file's; its methods differ" in \
+        results_doc.freshness("ssa-mnist")
     cfg = load_experiment(exp)
-    older = {s.id: {"methods": {m.label: {} for m in cfg.methods}} for s in cfg.settings()}
+    older = {s.id: {"methods": {m.label: {"seeds": [0, 1, 2]} for m in cfg.methods}} for s in cfg.settings()}
     (results / "ssa-mnist.json").write_text(json.dumps({"name": "ssa-mnist", "settings": older}))
-    assert "before identities were recorded (settings and methods match)" in results_doc.freshness("ssa-mnist")
+    found = results_doc.freshness("ssa-mnist")  # what an old export visibly holds is compared too
+    assert f"**stale** (3 seeds, the file asks {cfg.seeds}; the file selects ssa, ssa-random on validation, " \
+           "the JSON predates that" in found, found
+    for setting in older.values():
+        for label, entry in setting["methods"].items():
+            entry["seeds"] = list(range(cfg.seeds))
+            if label.startswith("ssa"):
+                entry["picks"] = {"t0": [0.5] * cfg.seeds}
+    (results / "ssa-mnist.json").write_text(json.dumps({"name": "ssa-mnist", "settings": older}))
+    assert "before identities were recorded (settings, methods, seeds and select match" in \
+        results_doc.freshness("ssa-mnist")
+    (results / "ssa-mnist.json").write_text(json.dumps({"name": "ssa-mnist", "settings": older, "experiment_hash":
+                                                        experiment_identity(cfg.model_dump())}))
+    assert results_doc.freshness("ssa-mnist") == "`ssa-mnist`: current"
+    for setting in older.values():  # an identity that matches, with fewer seeds than the file asks
+        for entry in setting["methods"].values():
+            entry["seeds"] = [0, 1]
+    (results / "ssa-mnist.json").write_text(json.dumps({"name": "ssa-mnist", "settings": older, "experiment_hash":
+                                                        experiment_identity(cfg.model_dump())}))
+    assert f"**stale** (2 seeds, the file asks {cfg.seeds}: rerun to add the others)" in \
+        results_doc.freshness("ssa-mnist")
     ident = experiment_identity(load_experiment(exp).model_dump())
     (results / "ssa-mnist.json").write_text(json.dumps({"name": "ssa-mnist", "experiment_hash": ident}))
     assert results_doc.freshness("ssa-mnist") == "`ssa-mnist`: current"
@@ -304,3 +325,31 @@ def test_reproduce_status_counts_finished_units_and_names_each_json_state(tmp_pa
     assert "ssa-mnist: 1/80 units" in lines["ssa-mnist"]  # the failed unit is not finished
     assert "hkt-mnist-small: 0/25 units" in lines["hkt-mnist-small"] and "JSON: hkt-mnist-small: current" in lines[
         "hkt-mnist-small"]
+
+
+def test_search_tables_show_the_shared_weights_error_and_random_spread_when_recorded(tmp_path, monkeypatch):
+    """Issue 18 asks poisoning's error both retrained and with the shared weights, and ENAS's random-children spread:
+    the tables gain those columns as soon as a summary holds them (older summaries do not)."""
+    for name in ("search_poison_enas", "search_enas_mnist", "enas-mnist"):
+        shutil.copy(results_doc.RESULTS / f"{name}.json", tmp_path / f"{name}.json")
+    monkeypatch.setattr(results_doc, "RESULTS", tmp_path)
+    assert "shared weights" not in results_doc.poison_table() and "random children" not in results_doc.enas_tables()[0]
+    poison = json.loads((tmp_path / "search_poison_enas.json").read_text())
+    for i, setting in enumerate(poison["settings"].values()):
+        setting["shared_weights_error"] = {"values": [0.5], "mean": 0.5, "std": 0.01, "p_value": None if i == 0 else 0.02}
+        setting["random_children_std"] = {"values": [0.03], "mean": 0.03, "std": 0.0}
+        setting["random_children_range"] = {"values": [0.1], "mean": 0.1, "std": 0.0}
+    (tmp_path / "search_poison_enas.json").write_text(json.dumps(poison))
+    table = results_doc.poison_table().splitlines()
+    assert "error % with the shared weights | p vs k = 0 | random children's val accuracy: std, range |" in table[0]
+    assert table[1].count("---") == table[0].count("|") - 1
+    assert table[3].endswith("| 50.0 ± 1.0 | 0.02 | 3.0, 10.0 points |"), table[3]
+    enas = json.loads((tmp_path / "search_enas_mnist.json").read_text())
+    for label, entry in enas["raw"]["per_method"].items():
+        entry["random_children_std"] = {"values": [0.02], "mean": 0.02, "std": 0.0} if label != "random" else \
+            {"values": [None], "mean": None, "std": None}
+        entry["random_children_range"] = {"values": [0.08], "mean": 0.08, "std": 0.0}
+    (tmp_path / "search_enas_mnist.json").write_text(json.dumps(enas))
+    main = results_doc.enas_tables()[0].splitlines()
+    assert main[0].endswith("| random children's val accuracy: std, range |")
+    assert main[2].endswith("| — |") and main[3].endswith("| 2.0, 8.0 points |")  # random search has no supernet

@@ -58,6 +58,15 @@ def test_grid_and_optuna_pick_on_validation_and_report_the_pick(tmp_path):
     assert "select" not in plain["extra"] and "select_candidates" not in rows["scratch"]["metrics"]
     experiment = json.loads((out / "experiment.json").read_text())
     assert "select" not in experiment["methods"][0] and experiment["methods"][1]["select"]["params"]
+    # the export keeps every candidate's validation score per seed (what a reading of the result quotes)
+    from childnet.report import export_results
+
+    exported = export_results(out, "tiny-select", "test")["settings"]["default"]["methods"]
+    cands = exported["scratch-grid"]["diagnostics"]["0"]["select_candidates"]
+    assert [c["values"] for c in cands] == [{"train.lr": 0.002}, {"train.lr": 0.05}]
+    assert [c["val"] for c in cands] == pytest.approx([c["val"] for c in grid["extra"]["select"]["candidates"]],
+                                                      abs=1e-6)
+    assert "diagnostics" not in exported["scratch"]
     report = (out / "report.md").read_text()
     assert "candidates per seed:** scratch 1, scratch-grid 2, scratch-optuna 2" in report
     assert f"picks of scratch-grid:** train.lr {grid['extra']['select']['picked']['train.lr']:g} ×1" in report

@@ -104,6 +104,7 @@ def _method_entry(label: str, name: str, units: list[dict], metric: str, expecte
         "wall_time_s": sum(walls) / len(walls) if walls else None,
         "failures": failures,
         "_by_seed": by_seed,
+        "_units": {_seed_of(u, i): u for i, u in enumerate(ok)},
     }
 
 
@@ -252,10 +253,21 @@ def train_compute(unit: dict, run_path: Path | None = None) -> float | None:
     return value * _selection_factor(unit, run_path, int(n))
 
 
-def _selection_factor(unit: dict, run_path: Path | None, n: int) -> float:
+def _card_extra(unit: dict, run_path: Path | None) -> dict:
+    """``lineage.extra`` of a unit's child card, or ``{}`` when there is no readable card."""
+    if run_path is None or not isinstance(unit.get("child_dir"), str):
+        return {}
     try:
         card = json.loads((run_path / unit["child_dir"] / "child.json").read_text())
-        sel = card["extra"]["select"]
+    except (OSError, ValueError, RecursionError):
+        return {}
+    extra = card.get("extra") if isinstance(card, dict) else None
+    return extra if isinstance(extra, dict) else {}
+
+
+def _selection_factor(unit: dict, run_path: Path | None, n: int) -> float:
+    try:
+        sel = _card_extra(unit, run_path)["select"]
         samples = [c["train_samples"] for c in sel["candidates"]]
         pick = samples[sel["pick"]]
         if all(isinstance(x, int) for x in samples) and pick > 0:
@@ -269,16 +281,11 @@ def _one_child_compute(unit: dict, run_path: Path | None) -> float | None:
     metrics = unit.get("metrics") or {}
     if _finite_number(metrics.get("train_macs")) and "train_samples" in metrics:
         return float(metrics["train_macs"]) / 3
-    if run_path is not None and unit.get("child_dir"):
-        try:
-            card = json.loads((run_path / unit["child_dir"] / "child.json").read_text())
-            compute = (card.get("extra") or {}).get("compute") if isinstance(card, dict) else None
-        except (OSError, ValueError):
-            compute = None
-        if isinstance(compute, dict):
-            parts = [v for k, v in compute.items() if k.endswith("_macs") and _finite_number(v)]
-            if parts:
-                return float(sum(parts))
+    compute = _card_extra(unit, run_path).get("compute")
+    if isinstance(compute, dict):
+        parts = [v for k, v in compute.items() if k.endswith("_macs") and _finite_number(v)]
+        if parts:
+            return float(sum(parts))
     samples = [r.get("samples") for r in unit.get("history") or [] if isinstance(r, dict)]
     if samples and all(isinstance(x, int) for x in samples) and _finite_number(metrics.get("macs")):
         return float(metrics["macs"]) * sum(samples)
@@ -334,6 +341,8 @@ def summarize_run(run: RunFolder) -> dict[str, Any]:
         _mark_best(methods, higher)
         for entry in methods.values():
             del entry["_by_seed"]
+            per_seed = {seed: card_diagnostics(_card_extra(unit, run.path)) for seed, unit in entry.pop("_units").items()}
+            entry["diagnostics"] = {str(seed): d for seed, d in sorted(per_seed.items()) if d}
         parent = _parent_info(units)
         setting_warnings = _warnings(sid, parent, methods, units) + _edge_warnings(sid, methods, selection_summary(exp))
         warnings += [w for w in setting_warnings if w not in warnings]
@@ -385,7 +394,8 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     ``mean`` and ``std`` (ddof=1); ``delta`` (mean of paired differences vs the baseline),
     ``p_value`` (paired t-test, see :mod:`childnet.report.stats`), ``wilcoxon_p`` (only from
     6 pairs on); ``metrics``: the mean of every other numeric metric over successful seeds; and
-    ``picks``: per ``select`` field, the value each successful seed picked (empty without ``select``).
+    ``picks``: per ``select`` field, the value each successful seed picked (empty without ``select``); and
+    ``diagnostics``: per seed, :func:`card_diagnostics` of its child card (only seeds that have some).
 
     Args:
         run_dir: a run folder written by ``childnet run`` (``experiment.json`` + ``results.jsonl``).
@@ -394,6 +404,30 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         ChildnetError: ``run_dir`` is not a run folder.
     """
     return summarize_run(load_run_folder(run_dir))
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 6) if _finite_number(value) else value
+
+
+def card_diagnostics(extra: dict) -> dict:
+    """The numbers of a child card (``lineage.extra``) that a reading of a result quotes but that are not metrics:
+    every ``select`` candidate's validation score, HKT's Genetic Attention gate per epoch, AGWM's α per re-split."""
+    out: dict[str, Any] = {}
+    sel = extra.get("select")
+    if isinstance(sel, dict) and isinstance(sel.get("candidates"), list):
+        out["select_candidates"] = [{"values": c.get("values"), "val": _rounded(c.get("val"))}
+                                    for c in sel["candidates"] if isinstance(c, dict)]
+    gates = extra.get("gate_by_epoch")
+    if isinstance(gates, list) and gates:
+        out["gate_mean_by_epoch"] = [_rounded(g.get("ga_gate_mean")) for g in gates if isinstance(g, dict)]
+        out["gate_std_by_epoch"] = [_rounded(g.get("ga_gate_std")) for g in gates if isinstance(g, dict)]
+    if _finite_number(extra.get("alpha_mean")):
+        out["alpha_mean"] = extra["alpha_mean"]
+    if isinstance(extra.get("resplits"), list) and extra["resplits"]:
+        out["alpha_by_resplit"] = [{k: r.get(k) for k in ("alpha_mean", "alpha_min", "alpha_steps", "alpha_lr_sum")}
+                                   for r in extra["resplits"] if isinstance(r, dict)]
+    return out
 
 
 def _export_method(entry: dict, metric: str) -> dict:
@@ -408,6 +442,8 @@ def _export_method(entry: dict, metric: str) -> dict:
             out[key] = value
     if entry["failures"]:
         out["errors"] = [f"seed {f['seed']}: {f['error']}" for f in entry["failures"]]
+    if entry.get("diagnostics"):
+        out["diagnostics"] = entry["diagnostics"]
     return out
 
 
@@ -419,7 +455,8 @@ def export_results(run_dir: str | Path, name: str, command: str) -> dict[str, An
         (:func:`childnet.runfolder.experiment_identity` of the run's experiment), "settings": {SETTING:
         {"overrides", "methods": {LABEL: {"values" (ordered by seed), "mean", "std", "p_value", "seeds",
         "delta", "n_failed", "picks" (per select field, the value each seed picked; only with select), ...cost
-        means}}}}, "select" and "warnings" (the report's, e.g. a grid edge every seed picked) when there are any}``.
+        means, "diagnostics" ({SEED: :func:`card_diagnostics` of its child card}, when a card has any)}}}},
+        "select" and "warnings" (the report's, e.g. a grid edge every seed picked) when there are any}``.
     """
     summary = summarize(run_dir)
     metric = summary["metric"]
