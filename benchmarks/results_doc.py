@@ -148,13 +148,11 @@ def poison_table() -> str:
     """Search-space poisoning per k (``search_poison_enas.json``, written by benchmarks/search_summary.py)."""
     d = _load("search_poison_enas")
     # runs from issue 18 on also score the derived child with the shared weights, and random children's spread
-    shared = any(_known(s.get("shared_weights_error")) for s in d["settings"].values())
-    spread = any(_known(s.get("random_children_std")) for s in d["settings"].values())
-    head = ("| k | poison fraction of sampled ops | poison fraction of derived child (per seed) | policy entropy, "
-            "first → last epoch | child error %, retrained (per seed) | p vs k = 0 |")
-    head += " error % with the shared weights | p vs k = 0 |" if shared else ""
-    head += " random children's val accuracy: std, range |" if spread else ""
-    lines = [head, "|---" * (6 + 2 * shared + spread) + "|"]
+    lines, (shared, spread) = _header(
+        ["k", "poison fraction of sampled ops", "poison fraction of derived child (per seed)",
+         "policy entropy, first → last epoch", "child error %, retrained (per seed)", "p vs k = 0"],
+        list(d["settings"].values()), [("shared_weights_error", ["error % with the shared weights", "p vs k = 0"]),
+                                       ("random_children_std", [SPREAD])])
     for sid, s in d["settings"].items():
         e = s["methods"]["enas-macro"]
         per_seed = ", ".join(f"{v * 100:.1f}" for v in e["values"])
@@ -170,6 +168,17 @@ def poison_table() -> str:
             row += f" {_spread(s.get('random_children_std'), s.get('random_children_range'))} |"
         lines.append(row)
     return "\n".join(lines + ["", NOTE.format(src="search_poison_enas.json") + f" Command: `{d['command']}`."])
+
+
+SPREAD = "random children's val accuracy: std, range"
+
+
+def _header(columns: list[str], entries: list[dict], optional: list[tuple[str, list[str]]]) -> tuple[list[str], list]:
+    """A table's header and separator lines, with each optional group of columns only when some entry records
+    its key (newer summaries do, older ones do not); returns those lines and, per group, whether it is shown."""
+    shown = [any(_known(e.get(key)) for e in entries) for key, _ in optional]
+    columns = columns + [c for (_, group), on in zip(optional, shown) if on for c in group]
+    return ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"], shown
 
 
 def _known(stat) -> bool:
@@ -211,13 +220,11 @@ def enas_tables() -> tuple[str, str]:
     raw, methods = d["raw"], run["settings"]["default"]["methods"]
     order = [raw["baseline"]] + [m for m in raw["per_method"] if m != raw["baseline"]]
     # runs from issue 18 on record the spread of random children in the search space, and the shared-weights score
-    spread = any(_known(e.get("random_children_std")) for e in raw["per_method"].values())
-    shared = any(_known(e.get("shared_weights_test_accuracy")) for e in raw["per_method"].values())
-    head = ("| method | test accuracy | p vs random | params | MACs / example | search: child-training MACs | "
-            "search: scoring MACs | search wall time |")
-    head += " test accuracy with the shared weights |" if shared else ""
-    head += " random children's val accuracy: std, range |" if spread else ""
-    lines = [head, "|---" * (8 + shared + spread) + "|"]
+    lines, (shared, spread) = _header(
+        ["method", "test accuracy", "p vs random", "params", "MACs / example", "search: child-training MACs",
+         "search: scoring MACs", "search wall time"],
+        list(raw["per_method"].values()), [("shared_weights_test_accuracy", ["test accuracy with the shared weights"]),
+                                           ("random_children_std", [SPREAD])])
     for m in order:
         e = raw["per_method"][m]
         g = e["search_train_macs"]
