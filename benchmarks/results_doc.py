@@ -576,6 +576,22 @@ def depgraph_resnet20_table() -> str:
     return "\n".join(lines + ["", NOTE.format(src="depgraph_resnet20.json") + f" Command: `{d['command']}`."])
 
 
+def depgraph_rounding_table() -> str:
+    """Widths rounded to multiples of 8 / 16 against unrounded ones (``depgraph_rounding.json``), per sparsity."""
+    d = _load("depgraph_rounding")
+    lat, macs = d["raw"]["latency_b64"], d["raw"]["macs"]
+    lines = ["| sparsity | round_to | widths kept | MACs / image | MACs over unrounded | latency b64 (ms) | "
+             "latency over unrounded | latency per MAC over unrounded |", "|---|---|---|---|---|---|---|---|"]
+    for sparsity, rows in d["raw"]["per_sparsity"].items():
+        for key, r in rows.items():
+            model = f"s{sparsity}_{key}"
+            lines.append(f"| {sparsity} | {key.removeprefix('round')} | {', '.join(map(str, r['widths']))} | "
+                         f"{macs[model] / 1e6:.2f} M | {r['macs_over_unrounded']:.2f} | "
+                         f"{lat[model]['median_ms']:.1f} | {r['latency_over_unrounded']:.2f} | "
+                         f"{r['latency_per_mac_over_unrounded']:.2f} |")
+    return "\n".join(lines + ["", NOTE.format(src="depgraph_rounding.json") + f" Command: `{d['command']}`."])
+
+
 #: Rows of the MiniLM depgraph table: key in ``depgraph_minilm.json`` → label.
 MINILM_ROWS = {"parent": "parent (accuracy: vanilla, the full parent fine-tuned)",
                "child": "50 % heads + feed-forward, hidden stream kept",
@@ -611,6 +627,7 @@ OWN_SOURCES = {
     "ensembles": (Source("ensembles-mnist", reproduction("ensembles-mnist")),),
     "depgraph-minilm": (Source("depgraph_minilm", "python benchmarks/depgraph_speed.py minilm --seeds 3"),),
     "depgraph-resnet20": (Source("depgraph_resnet20", "python benchmarks/depgraph_speed.py resnet"),),
+    "depgraph-rounding": (Source("depgraph_rounding", "python benchmarks/depgraph_speed.py rounding"),),
     "enas": (Source("search_enas_mnist", reproduction("enas-mnist", "python benchmarks/search_summary.py runs/enas-mnist")),
              Source("enas-mnist", reproduction("enas-mnist"))),
 }
@@ -628,7 +645,8 @@ def sections() -> dict[str, str]:
     out = {"claims": claims_table(), "speed": speed_table(), "poison": _checked("poison", poison_table),
            "ensembles": _checked("ensembles", ensembles_table),
            "depgraph-minilm": _checked("depgraph-minilm", depgraph_minilm_table),
-           "depgraph-resnet20": _checked("depgraph-resnet20", depgraph_resnet20_table)}
+           "depgraph-resnet20": _checked("depgraph-resnet20", depgraph_resnet20_table),
+           "depgraph-rounding": _checked("depgraph-rounding", depgraph_rounding_table)}
     enas = _checked("enas", enas_tables)
     out["enas"], out["enas-seeds"] = (enas, enas) if isinstance(enas, str) else enas
     out.update({key: tables.section(key, _load) for key in tables.TABLES})
