@@ -212,8 +212,13 @@ def _warnings(setting_id: str, parent: dict | None, methods: dict[str, dict], un
     return out
 
 
+#: Share of seeds (of at least :data:`EDGE_MIN_SEEDS`) on one edge of a grid that earns a warning short of all.
+EDGE_SHARE = 0.8
+EDGE_MIN_SEEDS = 4
+
+
 def _edge_warnings(setting_id: str, methods: dict[str, dict], selected: dict[str, dict]) -> list[str]:
-    """A grid whose edge every seed picked: the best value may lie outside it (say so, with the grid).
+    """A grid whose edge every seed (or at least 80 % of 4 or more) picked: the best value may lie outside it.
 
     Only once every expected seed has finished (at least 2): a partial run's first picks are no pattern yet.
     """
@@ -226,13 +231,17 @@ def _edge_warnings(setting_id: str, methods: dict[str, dict], selected: dict[str
         for field, grid in sel["fields"].items():
             values = picks.get(field)
             numbers = [v for v in grid if _finite_number(v)] if isinstance(grid, list) else []
-            if len(numbers) < 2 or len(numbers) != len(grid) or not values or len(set(values)) != 1:
+            if len(numbers) < 2 or len(numbers) != len(grid) or not values:
                 continue
-            side = {max(numbers): "top", min(numbers): "bottom"}.get(values[0])
-            if side is not None:
-                where = "" if setting_id == "default" else f" ({setting_id})"
-                out.append(f"{label}{where}: every seed ({len(values)}) picked {field} = {values[0]:g}, the {side} of its grid "
-                           f"{grid}: the best value may lie beyond it — extend the grid")
+            where = "" if setting_id == "default" else f" ({setting_id})"
+            for edge, side in ((max(numbers), "top"), (min(numbers), "bottom")):
+                n = sum(v == edge for v in values)
+                if n == len(values):
+                    out.append(f"{label}{where}: every seed ({n}) picked {field} = {edge:g}, the {side} of its grid "
+                               f"{grid}: the best value may lie beyond it — extend the grid")
+                elif len(values) >= EDGE_MIN_SEEDS and n >= EDGE_SHARE * len(values):
+                    out.append(f"{label}{where}: {n} of {len(values)} seeds picked {field} = {edge:g}, the {side} of its "
+                               f"grid {grid}: the best value may lie beyond it for most seeds — consider extending the grid")
     return out
 
 
