@@ -150,7 +150,7 @@ def rounding(args) -> None:
                                                       "tune": {"epochs": 0}}, seed=0)
             key = f"s{sparsity}_round{round_to}"
             models[key] = child.model.eval()
-            widths[key] = sorted({g["after"] for g in child.lineage.extra["shrink"]["groups"]})
+            widths[key] = {g["layer"]: g["after"] for g in child.lineage.extra["shrink"]["groups"]}  # every group
     one, batch = take(task.x_test, slice(0, 1)), take(task.x_test, slice(0, 64))
     macs = {k: count_macs(m, one) for k, m in models.items()}
     lat = _latencies(models, batch, args.rounds)

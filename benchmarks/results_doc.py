@@ -151,7 +151,8 @@ def poison_table() -> str:
     lines, (shared, spread) = _header(
         ["k", "poison fraction of sampled ops", "poison fraction of derived child (per seed)",
          "policy entropy, first → last epoch", "child error %, retrained (per seed)", "p vs k = 0"],
-        list(d["settings"].values()), [("shared_weights_error", ["error % with the shared weights", "p vs k = 0"]),
+        list(d["settings"].values()), [("shared_weights_error", ["error % with the shared weights",
+                                                                 "p vs k = 0 (shared weights)"]),
                                        ("random_children_std", [SPREAD])])
     for sid, s in d["settings"].items():
         e = s["methods"]["enas-macro"]
@@ -162,8 +163,7 @@ def poison_table() -> str:
                f"{e['mean'] * 100:.1f} ± {e['std'] * 100:.1f} ({per_seed}) | {_p(e['p_value'])} |")
         if shared:
             sw = s.get("shared_weights_error") or {}
-            row += (f" {sw['mean'] * 100:.1f} ± {sw['std'] * 100:.1f} | {_p(sw.get('p_value'))} |" if _known(sw)
-                    else " — | — |")
+            row += f" {_mean_std(sw, 100, '.1f')} | {_p(sw.get('p_value'))} |" if _known(sw) else " — | — |"
         if spread:
             row += f" {_spread(s.get('random_children_std'), s.get('random_children_range'))} |"
         lines.append(row)
@@ -184,6 +184,13 @@ def _header(columns: list[str], entries: list[dict], optional: list[tuple[str, l
 def _known(stat) -> bool:
     """A summary statistic (``{"mean", "std", ...}``) that holds a number."""
     return isinstance(stat, dict) and isinstance(stat.get("mean"), (int, float)) and math.isfinite(stat["mean"])
+
+
+def _mean_std(stat: dict, scale: float, fmt: str) -> str:
+    """``mean ± std`` of a summary statistic, the mean alone when there is no std (one seed)."""
+    std = stat.get("std")
+    mean = format(stat["mean"] * scale, fmt)
+    return f"{mean} ± {format(std * scale, fmt)}" if isinstance(std, (int, float)) else mean
 
 
 def _spread(std, rng) -> str:
@@ -235,7 +242,7 @@ def enas_tables() -> tuple[str, str]:
                f"{e['search_wall_time_s']['std']:.0f} s |")
         if shared:
             sw = e.get("shared_weights_test_accuracy")
-            row += f" {sw['mean']:.4f} ± {sw['std']:.4f} |" if _known(sw) else " — |"
+            row += f" {_mean_std(sw, 1, '.4f')} |" if _known(sw) else " — |"
         if spread:
             row += f" {_spread(e.get('random_children_std'), e.get('random_children_range'))} |"
         lines.append(row)
@@ -576,16 +583,24 @@ def depgraph_resnet20_table() -> str:
     return "\n".join(lines + ["", NOTE.format(src="depgraph_resnet20.json") + f" Command: `{d['command']}`."])
 
 
+def _width_counts(widths: dict[str, int]) -> str:
+    """``{"layer": kept width, ...}`` → ``"8 ×3, 16 ×9"`` (each kept width, with how many groups have it)."""
+    counts: dict[int, int] = {}
+    for w in widths.values():
+        counts[w] = counts.get(w, 0) + 1
+    return ", ".join(f"{w} ×{n}" for w, n in sorted(counts.items()))
+
+
 def depgraph_rounding_table() -> str:
     """Widths rounded to multiples of 8 / 16 against unrounded ones (``depgraph_rounding.json``), per sparsity."""
     d = _load("depgraph_rounding")
     lat, macs = d["raw"]["latency_b64"], d["raw"]["macs"]
-    lines = ["| sparsity | round_to | widths kept | MACs / image | MACs over unrounded | latency b64 (ms) | "
+    lines = ["| sparsity | round_to | kept widths (× groups) | MACs / image | MACs over unrounded | latency b64 (ms) | "
              "latency over unrounded | latency per MAC over unrounded |", "|---|---|---|---|---|---|---|---|"]
     for sparsity, rows in d["raw"]["per_sparsity"].items():
         for key, r in rows.items():
             model = f"s{sparsity}_{key}"
-            lines.append(f"| {sparsity} | {key.removeprefix('round')} | {', '.join(map(str, r['widths']))} | "
+            lines.append(f"| {sparsity} | {key.removeprefix('round')} | {_width_counts(r['widths'])} | "
                          f"{macs[model] / 1e6:.2f} M | {r['macs_over_unrounded']:.2f} | "
                          f"{lat[model]['median_ms']:.1f} | {r['latency_over_unrounded']:.2f} | "
                          f"{r['latency_per_mac_over_unrounded']:.2f} |")

@@ -176,6 +176,12 @@ def test_predict_names_a_parent_or_a_wrong_example_shape(tiny_parent, digits_tas
     x[1, 0, 2, 3] = float("nan")
     with pytest.raises(ChildnetError, match=r"1 input value\(s\) are NaN or infinite \(in example\(s\) 1\)"):
         predict(child, x)
+    with pytest.raises(ChildnetError, match="should have the child's input shape"):  # the shape is named first
+        predict(child, torch.full((2, 65), float("nan")))
+    with pytest.raises(ChildnetError, match="got a single number"):
+        predict(child, 3.0)
+    with pytest.raises(ChildnetError, match="expected an array or tensor of examples"):
+        predict(child, {"input_ids": [[1, 2]]})
 
 
 def test_a_child_of_another_model_replaces_the_default_child_whole():

@@ -341,9 +341,13 @@ def test_search_tables_show_the_shared_weights_error_and_random_spread_when_reco
         setting["random_children_range"] = {"values": [0.1], "mean": 0.1, "std": 0.0}
     (tmp_path / "search_poison_enas.json").write_text(json.dumps(poison))
     table = results_doc.poison_table().splitlines()
-    assert "error % with the shared weights | p vs k = 0 | random children's val accuracy: std, range |" in table[0]
+    assert "error % with the shared weights | p vs k = 0 (shared weights) | random children's val accuracy: std, " \
+           "range |" in table[0]
     assert table[1].count("---") == table[0].count("|") - 1
     assert table[3].endswith("| 50.0 ± 1.0 | 0.02 | 3.0, 10.0 points |"), table[3]
+    next(iter(poison["settings"].values()))["shared_weights_error"]["std"] = None  # one seed: no std, no crash
+    (tmp_path / "search_poison_enas.json").write_text(json.dumps(poison))
+    assert "| 50.0 | — |" in results_doc.poison_table().splitlines()[2]
     enas = json.loads((tmp_path / "search_enas_mnist.json").read_text())
     for label, entry in enas["raw"]["per_method"].items():
         entry["random_children_std"] = {"values": [0.02], "mean": 0.02, "std": 0.0} if label != "random" else \

@@ -146,17 +146,27 @@ def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: boo
                             f"{type(child).__name__}; a parent's model predicts with parent.model(x)")
     extra = child.lineage.extra or {}
     arch = child.lineage.architecture or _spec_of(child.model)
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x.float()
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        except (TypeError, ValueError) as err:
+            raise ChildnetError(f"predict: expected an array or tensor of examples (N, ...), got {type(x).__name__} "
+                                f"({str(err)[:120]}); text children take the task's encoded inputs: use "
+                                "childnet.evaluate.predict_proba(child.model, x) with x from task.split('test')") from None
+    x = x.float()
+    if x.dim() == 0:
+        raise ChildnetError("predict: expected a batch of examples (N, ...), got a single number; wrap one example "
+                            "as a batch of one, e.g. x[None]")
+    shape = tuple(arch.get("input_shape") or ())
+    if shape and len(x) and x[0].numel() != int(np.prod(shape)):
+        raise ChildnetError(f"predict: each example should have the child's input shape {shape} "
+                            f"({int(np.prod(shape))} values); got examples of shape {tuple(x.shape[1:])}")
     bad = ~torch.isfinite(x)
     if bad.any():
-        rows = bad.reshape(len(x), -1).any(1).nonzero().flatten().tolist() if x.dim() else [0]
+        rows = bad.reshape(len(x), -1).any(1).nonzero().flatten().tolist()
         raise ChildnetError(f"predict: {int(bad.sum())} input value(s) are NaN or infinite (in example(s) "
                             f"{', '.join(map(str, rows[:5]))}{' …' if len(rows) > 5 else ''}); the child was "
                             "trained on finite inputs, so fill or drop them first")
-    shape = tuple(arch.get("input_shape") or ())
-    if shape and x.dim() >= 1 and len(x) and x[0].numel() != int(np.prod(shape)):
-        raise ChildnetError(f"predict: each example should have the child's input shape {shape} "
-                            f"({int(np.prod(shape))} values); got examples of shape {tuple(x.shape[1:])}")
     if shape and tuple(x.shape[1:]) != shape and len(x) and x[0].numel() == int(np.prod(shape)):
         x = x.reshape(len(x), *shape)  # the same reshape the task did, e.g. (N, L, 1) -> (N, 1, L)
     if extra.get("standardize"):

@@ -64,7 +64,7 @@ def _check_reachable(address: str, given: str | None = None) -> None:
     if address.startswith("ray://"):
         raise ChildnetError(f"--address {address}: Ray Client addresses (ray://) are not supported; give the "
                             "GCS address HOST:PORT of the head (`ray start --head` prints it) or 'auto'")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not (port.isascii() and port.isdigit()) or not host:
         raise ChildnetError(f"--address must be 'auto' or HOST:PORT of a Ray head node (got {address!r})")
     if not 1 <= int(port) <= 65535:
         raise ChildnetError(f"--address {address}: the port should be 1 … 65535 (got {port}); give HOST:PORT "

@@ -212,13 +212,17 @@ def _warnings(setting_id: str, parent: dict | None, methods: dict[str, dict], un
     return out
 
 
-#: Share of seeds (of at least :data:`EDGE_MIN_SEEDS`) on one edge of a grid that earns a warning short of all.
+#: Short of every seed, a warning needs this share of the picks on one edge, of at least EDGE_MIN_SEEDS seeds,
+#: on a grid of at least EDGE_MIN_VALUES values: on two values, 4 of 5 seeds on one side is a coin flip's
+#: outcome 37.5 % of the time, no hint at all.
 EDGE_SHARE = 0.8
-EDGE_MIN_SEEDS = 4
+EDGE_MIN_SEEDS = 5
+EDGE_MIN_VALUES = 3
 
 
 def _edge_warnings(setting_id: str, methods: dict[str, dict], selected: dict[str, dict]) -> list[str]:
-    """A grid whose edge every seed (or at least 80 % of 4 or more) picked: the best value may lie outside it.
+    """A grid whose edge every seed picked (or 80 % of 5+ seeds, on a grid of 3+ values): the best value may lie
+    outside it.
 
     Only once every expected seed has finished (at least 2): a partial run's first picks are no pattern yet.
     """
@@ -239,7 +243,7 @@ def _edge_warnings(setting_id: str, methods: dict[str, dict], selected: dict[str
                 if n == len(values):
                     out.append(f"{label}{where}: every seed ({n}) picked {field} = {edge:g}, the {side} of its grid "
                                f"{grid}: the best value may lie beyond it — extend the grid")
-                elif len(values) >= EDGE_MIN_SEEDS and n >= EDGE_SHARE * len(values):
+                elif len(values) >= EDGE_MIN_SEEDS and len(numbers) >= EDGE_MIN_VALUES and n >= EDGE_SHARE * len(values):
                     out.append(f"{label}{where}: {n} of {len(values)} seeds picked {field} = {edge:g}, the {side} of its "
                                f"grid {grid}: the best value may lie beyond it for most seeds — consider extending the grid")
     return out
@@ -425,16 +429,18 @@ def card_diagnostics(extra: dict) -> dict:
     out: dict[str, Any] = {}
     sel = extra.get("select")
     if isinstance(sel, dict) and isinstance(sel.get("candidates"), list):
-        out["select_candidates"] = [{"values": c.get("values"), "val": _rounded(c.get("val"))}
+        out["select_candidates"] = [{"values": c.get("values"), "val": _rounded(c.get("val")),
+                                     **({"error": c["error"]} if c.get("error") else {})}
                                     for c in sel["candidates"] if isinstance(c, dict)]
     gates = extra.get("gate_by_epoch")
     if isinstance(gates, list) and gates:
         out["gate_mean_by_epoch"] = [_rounded(g.get("ga_gate_mean")) for g in gates if isinstance(g, dict)]
         out["gate_std_by_epoch"] = [_rounded(g.get("ga_gate_std")) for g in gates if isinstance(g, dict)]
     if _finite_number(extra.get("alpha_mean")):
-        out["alpha_mean"] = extra["alpha_mean"]
+        out["alpha_mean"] = _rounded(extra["alpha_mean"])
     if isinstance(extra.get("resplits"), list) and extra["resplits"]:
-        out["alpha_by_resplit"] = [{k: r.get(k) for k in ("alpha_mean", "alpha_min", "alpha_steps", "alpha_lr_sum")}
+        out["alpha_by_resplit"] = [{k: _rounded(r.get(k)) for k in ("alpha_mean", "alpha_min", "alpha_steps",
+                                                                     "alpha_lr_sum")}
                                    for r in extra["resplits"] if isinstance(r, dict)]
     return out
 
