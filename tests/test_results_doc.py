@@ -357,3 +357,15 @@ def test_search_tables_show_the_shared_weights_error_and_random_spread_when_reco
     main = results_doc.enas_tables()[0].splitlines()
     assert main[0].endswith("| random children's val accuracy: std, range |")
     assert main[2].endswith("| — |") and main[3].endswith("| 2.0, 8.0 points |")  # random search has no supernet
+
+
+def test_a_verdict_read_from_a_stale_json_says_so(monkeypatch):
+    """A claim whose JSON predates its experiment file keeps its verdict, marked as pending the rerun; a claim
+    read from several JSONs of which only some are stale says "partly"."""
+    stale = {"ssa-mnist", "hkt-mnist"}
+    monkeypatch.setattr(results_doc, "freshness",
+                        lambda name: f"`{name}`: **stale** (x)" if name in stale else f"`{name}`: current")
+    rows = {line.split(" | ")[1]: line for line in results_doc.claims_table().splitlines() if line.startswith("| ")}
+    assert "(from a stale JSON: its rerun is pending)" in rows["SSA"]
+    assert "(partly from a stale JSON: its rerun is pending)" in rows["HKT"]  # hkt-mnist-small is current
+    assert "stale JSON" not in rows["PAT"]
