@@ -248,6 +248,10 @@ def test_a_pretrained_parent_with_a_fresh_head_is_not_called_degenerate(tmp_path
     trained = [dict(u, parent=dict(u["parent"], source="trained")) for u in units]
     run = _write_run(tmp_path / "run2", _experiment(["scratch"]), trained)
     assert "inherit nothing useful" in summarize(run)["warnings"][0]
+    # a search-only experiment builds its children from scratch: a placeholder parent at chance is no problem
+    searched = [dict(u, label="enas", method="enas", unit=u["unit"].replace("scratch", "enas")) for u in trained]
+    run = _write_run(tmp_path / "run3", _experiment(["enas"], baseline="enas"), searched)
+    assert summarize(run)["warnings"] == []
 
 
 def test_degenerate_statistics_give_no_nan_and_no_warning():

@@ -199,6 +199,9 @@ def _warnings(setting_id: str, parent: dict | None, methods: dict[str, dict], un
     # a pretrained parent with a fresh head (the tune family's MiniLM, the only model with pretrained weights here)
     # scores at chance by construction; a model that ships a trained head would need its own rule
     reason = None if (parent or {}).get("source") == "pretrained" else degenerate_reason((parent or {}).get("metrics") or {})
+    # the search family builds its children from scratch (the parent only names the task): nothing to inherit
+    if reason and methods and all(e.get("family") == "search" for e in methods.values()):
+        reason = None
     if reason:
         out.append(f"the parent {reason}: its children inherit nothing useful — {hint}")
     for label in methods:
