@@ -109,6 +109,29 @@ def test_sweep_of_a_field_no_method_has_or_that_a_method_sets_is_refused():
     assert err.value.problems == ["sweep.temperature: expected a non-empty list of values (got [])"]
 
 
+
+def test_sweep_of_a_block_option_sets_it_on_top_of_the_block():
+    """A sweep of ``train.lr`` was accepted and silently ignored (every setting trained at one learning
+    rate); now a dotted key sets that one option of the block, keeping the block's other values (a
+    preset's too), and a dotted key no method has, or a select over the same option, is refused."""
+    cfg = parse_experiment(dict(BASE, methods=[{"name": "pat", "preset": "paper", "tune": {"epochs": 1}},
+                                               {"name": "kd", "child": {"name": "cnn", "depth": 2}}],
+                                sweep={"tune.lr": [0.05, 0.2], "child.width": [3]}))
+    got = {(s.id, m.label): cfg.method_config(m, s) for s in cfg.settings() for m in cfg.methods}
+    assert [c.tune.lr for (sid, label), c in got.items() if label == "pat"] == [0.05, 0.2]
+    pat = got[("tune.lr=0.2,child.width=3", "pat")].tune
+    assert (pat.epochs, pat.nesterov, pat.div_factor, pat.batch_size) == (1, True, 100.0, 128)  # the preset stays
+    assert got[("tune.lr=0.2,child.width=3", "kd")].child == {"name": "cnn", "depth": 2, "width": 3}
+    with pytest.raises(ConfigError, match=r"sweep\.bogus\.x: no method in this experiment has a field 'bogus'"):
+        parse_experiment(dict(BASE, sweep={"bogus.x": [1]}))
+    with pytest.raises(ConfigError, match=r"train\.lrr: unknown field\. Did you mean 'lr'"):
+        parse_experiment(dict(BASE, sweep={"train.lrr": [1]}))
+    with pytest.raises(ConfigError, match=r"select\.train\.lr: selected here and swept by sweep\.train\.lr"):
+        parse_experiment(dict(BASE, methods=[{"name": "scratch", "select": {"lr": [1e-3, 1e-2]}}],
+                              sweep={"train.lr": [0.1, 0.2]}))
+    with pytest.raises(ConfigError, match=r"\(scratch\)\.train\.lr: set here and swept by sweep\.train\.lr"):
+        parse_experiment(dict(BASE, methods=[{"name": "scratch", "train": {"lr": 0.3}}], sweep={"train.lr": [0.1]}))
+
 @pytest.mark.parametrize("name", ["inas-mlp.yaml", "inas-mnist.yaml"])
 def test_validate_builds_a_child_of_a_device_space(name):
     """`childnet validate` on an iNAS experiment crashed with KeyError (its device space was looked up among

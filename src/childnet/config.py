@@ -192,17 +192,47 @@ class ExperimentConfig(Config):
 
     def method_config(self, spec: MethodSpec, setting: Setting):
         """The validated config object of ``spec`` under ``setting``."""
-        opts = dict(spec.options)
         cls = METHODS.get(spec.name).config
         fields = set(cls.model_fields) if cls else set()
-        for k, v in setting.overrides.items():
-            if "." not in k and k in fields:
-                opts[k] = v
+        overrides = {k: v for k, v in setting.overrides.items() if _sets_method_field(k, fields)}
         problems: list[str] = []
-        res = validate_entry(METHODS, {"name": spec.name, **opts}, f"methods[{spec.label}]", problems)
+        res = _with_overrides(spec.name, dict(spec.options), overrides, f"methods[{spec.label}]", problems)
         if problems:
             raise ConfigError(problems, self.source)
         return res[1]
+
+
+def _sets_method_field(key: str, fields: set[str]) -> bool:
+    """Whether the sweep key sets a field of a method with ``fields``: a bare field name (``sparsity``) or a
+    dotted path into one of its blocks (``train.lr``, ``child.width``); ``task.X`` keys set the task."""
+    return not key.startswith("task.") and key.split(".")[0] in fields
+
+
+def _has_path(options: dict, path: str) -> bool:
+    head, _, rest = path.partition(".")
+    if head not in options:
+        return False
+    return not rest or (isinstance(options[head], dict) and _has_path(options[head], rest))
+
+
+def _with_overrides(name: str, opts: dict, overrides: dict, where: str, problems: list[str]):
+    """:func:`validate_entry` of a method's options with a setting's sweep values laid on.
+
+    A bare field replaces the option. A dotted path (``train.lr``) changes that one option of its block,
+    on top of the block as the method would build it — its defaults, a preset's values — as ``select``
+    does; so sweeping ``tune.lr`` of PAT's paper preset keeps the preset's other tuning settings.
+    """
+    from .select import _set_path
+
+    bare = {k: v for k, v in overrides.items() if "." not in k}
+    res = validate_entry(METHODS, {"name": name, **opts, **bare}, where, problems)
+    dotted = {k: v for k, v in overrides.items() if "." in k}
+    if res is None or res[1] is None or not dotted:
+        return res
+    full = res[1].model_dump()
+    for k, v in dotted.items():
+        full = _set_path(full, k, v)
+    return validate_entry(METHODS, {"name": name, **full}, where, problems)
 
 
 def merge_blocks(base: dict, over: dict) -> dict:
@@ -245,17 +275,17 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
         used_defaults |= set(opts)
         # a block given in both merges key by key (defaults.train.epochs + train.lr)
         opts = merge_blocks(opts, {k: v for k, v in raw.items() if k != "name"})
-        swept = {k: vals for k, vals in sweep.items() if "." not in k and k in fields and isinstance(vals, list) and vals}
-        used_defaults |= set(swept)
+        swept = {k: vals for k, vals in sweep.items() if _sets_method_field(k, fields) and isinstance(vals, list) and vals}
+        used_defaults |= {k for k in swept if "." not in k}
         used_sweep |= set(swept)
-        for k in sorted(set(swept) & (set(raw) - {"name"})):
+        for k in sorted(k for k in swept if _has_path({x: v for x, v in raw.items() if x != "name"}, k)):
             problems.append(f"methods[{i}]({label}).{k}: set here and swept by sweep.{k}, which would override it; "
                             "drop one of the two")
         n_sweep = max((len(v) for v in swept.values()), default=1)
         for j in range(n_sweep):  # every swept value is checked, not only the first
-            check = dict(opts, **{k: vals[min(j, len(vals) - 1)] for k, vals in swept.items()})
             before = len(problems)
-            validate_entry(METHODS, {"name": name, **check}, f"methods[{i}]({label})", problems)
+            _with_overrides(name, opts, {k: vals[min(j, len(vals) - 1)] for k, vals in swept.items()},
+                            f"methods[{i}]({label})", problems)
             if len(problems) > before and swept:
                 problems[before:] = [f"{p} [sweep value {j + 1}]" for p in problems[before:]]
                 break
@@ -269,9 +299,10 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
     problems.extend(_folder_name_problems([s["label"] for s in specs], sweep))
     if len(specs) == len(raw_methods):  # (an unknown method hides its fields)
         for k, vals in (sweep or {}).items():  # (an empty or non-list sweep value is already reported)
-            if "." not in k and k not in used_sweep and isinstance(vals, list) and vals:
-                problems.append(f"sweep.{k}: no method in this experiment has a field '{k}' (task fields are "
-                                f"swept as task.{k})")
+            if not k.startswith("task.") and k not in used_sweep and isinstance(vals, list) and vals:
+                head = k.split(".")[0]
+                problems.append(f"sweep.{k}: no method in this experiment has a field '{head}' (task fields are "
+                                f"swept as task.{head}; a method's block option as block.option, e.g. train.lr)")
     return specs
 
 
@@ -282,8 +313,9 @@ def _check_select(select, name: str, opts: dict, swept: dict, where: str, proble
     block = check_select(select, name, opts, where, problems)
     for key in (block or {}).get("params", {}):
         for path in key.split(","):
-            if path in swept:
-                problems.append(f"{where}.{path}: selected here and swept by sweep.{path}; drop one of the two")
+            for k in swept:
+                if k == path or path.startswith(k + ".") or k.startswith(path + "."):
+                    problems.append(f"{where}.{path}: selected here and swept by sweep.{k}; drop one of the two")
     return block
 
 
