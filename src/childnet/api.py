@@ -52,8 +52,32 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
         base = cfg.model_dump(exclude_unset=True) if hasattr(cfg, "model_dump") else dict(cfg or {})
         cfg = merge_blocks(base, options)
     cfg = method_config(method, cfg)
+    _check_derive_inputs(method, parent, task)
     ctx = Context(seed=seed, device=device, progress=progress)
     return METHODS.get(method).fn(parent, task, cfg, ctx)
+
+
+def _check_derive_inputs(method: str, parent, task) -> None:
+    """``derive``'s parent and task are what the methods expect (a wrong type failed deep inside a method
+    with an AttributeError), and the parent fits the task (:func:`~childnet.methods.base.check_parent_fits`)."""
+    from torch import nn
+
+    from .methods.base import check_parent_fits
+    from .parent import Parent
+    from .tasks.base import Task
+
+    if not isinstance(task, Task):
+        hint = f"; for a registered task, load_task({task!r})" if isinstance(task, (str, dict)) else ""
+        raise ChildnetError(f"derive: task must be a childnet Task (childnet.load_task(spec)), got "
+                            f"{type(task).__name__}{hint}")
+    if METHODS.get(method).meta.get("parent_use") is None and parent is None:
+        return  # a method that never reads the parent (scratch, independent, the search family)
+    if not isinstance(parent, Parent):
+        hint = (" — the network itself; wrap it with childnet.get_parent (see docs/own-model.md)"
+                if isinstance(parent, nn.Module) else "")
+        raise ChildnetError(f"derive: parent must be a childnet Parent (childnet.get_parent(...)), got "
+                            f"{type(parent).__name__}{hint}")
+    check_parent_fits(method, parent.task, task)
 
 
 def _spec_of(model) -> dict:

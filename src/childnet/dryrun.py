@@ -108,6 +108,7 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
     Raises:
         ChildnetError: every problem found, one sentence each.
     """
+    from .methods.base import check_parent_fits
     from .tasks.base import load_task
 
     problems: list[str] = []
@@ -154,6 +155,8 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
                 attempt(f"{where}.{field}", _child_net, model_spec, task, f"{where}.{field} {model_spec.get('name')}")
             if hasattr(mcfg, "space"):
                 attempt(where, _space_net, mcfg, task, where)
+            if mspec.label not in later:
+                attempt(where, check_parent_fits, mspec.name, ptask, task)
             check = _method_check(mspec.name)
             if check is not None and parent is not None:  # a method's own check against the parent (lora, tp)
                 attempt(where, check, parent, task, mcfg)

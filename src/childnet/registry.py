@@ -28,7 +28,11 @@ class Entry:
         fn: the builder (a method's ``derive``, a model or task builder).
         config: the pydantic config class validating its options.
         family: for methods: inherit | tune | prune | ensemble | search.
-        meta: free-form extras (e.g. ``baseline=True``).
+        meta: free-form extras (e.g. ``baseline=True``). A method that uses the parent says how, as
+            ``parent_use``: ``"inputs"`` (it reads the task's inputs and fits its own head: tune, FitNets)
+            or ``"outputs"`` (the child keeps the parent's output layer or learns from its outputs: prune,
+            ensembles, KD, HKT), so a parent trained on another task is refused before any training
+            when its inputs, or its classes, do not fit (:func:`childnet.methods.base.check_parent_fits`).
     """
 
     name: str

@@ -15,11 +15,12 @@ from typing import Any, Callable
 from torch import nn
 
 from ..child import Child, Lineage
+from ..errors import ChildnetError
 from ..parent import Parent
 from ..tasks.base import Task
 from ..train import TrainConfig, fit
 
-__all__ = ["Context", "make_child", "fit_on"]
+__all__ = ["Context", "make_child", "fit_on", "check_parent_fits"]
 
 
 @dataclass
@@ -89,3 +90,32 @@ def fit_on(task: Task, model: nn.Module, train_cfg: TrainConfig, ctx: Context, *
                "progress": ctx.progress}
     options.update(kwargs)
     return fit(model, (task.x_train, task.y_train), train_cfg, **options)
+
+
+def check_parent_fits(method: str, parent_task: Task | None, task: Task) -> None:
+    """Refuse, before any training, a parent trained on a task whose inputs — or, for a method that keeps
+    the parent's output layer or learns from its outputs, classes — the child's task does not share.
+
+    A parent trained on another task (``parent.task``, transfer) is fine for the tune family, which fits
+    a new head; pruning it for a task with other classes kept its 10-way head on a 2-class task and
+    scored 0 without an error, and KD crashed with a shape mismatch. Methods say how they use the
+    parent with the registry's ``parent_use`` (see :class:`childnet.registry.Entry`); one without it is
+    not checked.
+    """
+    from ..registry import METHODS
+
+    use = METHODS.get(method).meta.get("parent_use")
+    if use is None or parent_task is None or parent_task is task:
+        return
+    where = f"{method}: the parent's task '{parent_task.name}'"
+    if tuple(parent_task.input_shape) != tuple(task.input_shape):
+        raise ChildnetError(f"{where} has inputs of shape {tuple(parent_task.input_shape)} but task "
+                            f"'{task.name}' has {tuple(task.input_shape)}; {method} runs the parent on the task's "
+                            "inputs, so both need the same input shape (train the parent on this task: drop "
+                            "parent.task)")
+    if use == "outputs" and parent_task.num_classes != task.num_classes:
+        raise ChildnetError(f"{where} has {parent_task.num_classes} classes but task '{task.name}' has "
+                            f"{task.num_classes}; {method} keeps the parent's output layer or learns from its "
+                            "outputs, so they must be the task's classes. Train the parent on this task (drop "
+                            "parent.task), or use a tune method (vanilla, child_tuning_f, lora, …), which fits a "
+                            "new head")

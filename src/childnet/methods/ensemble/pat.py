@@ -126,7 +126,7 @@ def tune_members(parent, task, cfg: PATConfig, ctx, method: str, extra_hooks=lam
                                masks=all_masks)
 
 
-@METHODS.register("pat", config=PATConfig, family="ensemble",
+@METHODS.register("pat", parent_use="outputs", config=PATConfig, family="ensemble",
                   tiny={"members": 2, "tune": {"epochs": 1, "optimizer": "sgd", "lr": 0.05, "schedule": "onecycle"}})
 def derive(parent, task, cfg: PATConfig, ctx):
     """Prune-and-Tune: N anti-random pruned copies of the parent, each tuned briefly (Whitaker & Whitley 2022)."""

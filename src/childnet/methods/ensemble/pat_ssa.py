@@ -28,7 +28,7 @@ class PATSSAConfig(PATConfig, SSAOptions):
     _structured_alternative = "for whole neurons/channels use pat"
 
 
-@METHODS.register("pat_ssa", config=PATSSAConfig, family="ensemble",
+@METHODS.register("pat_ssa", parent_use="outputs", config=PATSSAConfig, family="ensemble",
                   tiny={"members": 2, "tune": {"epochs": 1, "optimizer": "sgd", "lr": 0.05, "schedule": "onecycle"}})
 def derive(parent, task, cfg: PATSSAConfig, ctx):
     """PAT with each child tuned by Stochastic Subnetwork Annealing toward its anti-random mask."""

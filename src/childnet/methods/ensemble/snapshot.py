@@ -38,7 +38,7 @@ class SnapshotConfig(EnsembleMethodConfig):
                                description="one cosine cycle (epochs = cycle length, lr = α₀; schedule cosine)")
 
 
-@METHODS.register("snapshot", config=SnapshotConfig, family="ensemble",
+@METHODS.register("snapshot", parent_use="outputs", config=SnapshotConfig, family="ensemble",
                   tiny={"members": 2, "cycle": {"epochs": 1, "optimizer": "sgd", "lr": 0.05}})
 def derive(parent, task, cfg: SnapshotConfig, ctx):
     """Continue training the parent for M cosine cycles; each cycle's end is a member (Huang et al. 2017)."""

@@ -26,7 +26,7 @@ class FitNetsConfig(InheritConfig):
     child_layer: str = Field("auto", description="guided layer of the child ('auto': a middle block)")
 
 
-@METHODS.register("fitnets", config=FitNetsConfig, family="inherit",
+@METHODS.register("fitnets", parent_use="inputs", config=FitNetsConfig, family="inherit",
                   tiny={"train": {"epochs": 1}, "child": {"name": "cnn", "width": 4, "depth": 2}})
 def derive(parent, task, cfg: FitNetsConfig, ctx):
     """Train the child on labels plus a regression of its middle features onto the parent's (Romero 2015)."""

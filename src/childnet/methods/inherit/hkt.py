@@ -123,7 +123,7 @@ def _shapes(model: nn.Module, layers: list[str], example) -> list[tuple]:
     return [tuple(f[n].shape[1:]) for n in layers]
 
 
-@METHODS.register("hkt", config=HKTConfig, family="inherit",
+@METHODS.register("hkt", parent_use="outputs", config=HKTConfig, family="inherit",
                   tiny={"train": {"epochs": 1}, "child": {"name": "cnn", "width": 4, "depth": 2}})
 def derive(parent, task, cfg: HKTConfig, ctx):
     """Train the child with inherited parent features mixed in by Genetic Attention (Tchenko et al. 2025)."""

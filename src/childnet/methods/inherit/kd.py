@@ -30,7 +30,7 @@ def kd_loss(student_logits, teacher_logits, y, temperature: float, alpha: float)
     return {"ce": (1 - alpha) * F.cross_entropy(student_logits, y), "kd": alpha * t * t * soft}
 
 
-@METHODS.register("kd", config=KDConfig, family="inherit",
+@METHODS.register("kd", parent_use="outputs", config=KDConfig, family="inherit",
                   tiny={"train": {"epochs": 1}, "child": {"name": "cnn", "width": 4, "depth": 2}})
 def derive(parent, task, cfg: KDConfig, ctx):
     """Train the child on labels and the parent's temperature-softened outputs (Hinton et al. 2015)."""

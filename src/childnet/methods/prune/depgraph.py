@@ -86,7 +86,7 @@ def check(parent, task, cfg: DepGraphConfig) -> None:
     plan_groups(model, example_batch(task.x_train, cfg.check_examples), cfg.sparsity, **opts)
 
 
-@METHODS.register("depgraph", config=DepGraphConfig, family="prune", check=check, structured=True,
+@METHODS.register("depgraph", parent_use="outputs", config=DepGraphConfig, family="prune", check=check, structured=True,
                   tiny={"sparsity": 0.5, "tune": {"epochs": 1}})
 def derive(parent, task, cfg: DepGraphConfig, ctx):
     """Shrink the parent's coupled channel groups (Torch-Pruning's dependency graph), check it, then tune."""

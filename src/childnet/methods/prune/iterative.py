@@ -80,7 +80,7 @@ class IterativePruning(Hook):
         self.round = r
 
 
-@METHODS.register("iterative", config=IterativeConfig, family="prune",
+@METHODS.register("iterative", parent_use="outputs", config=IterativeConfig, family="prune",
                   tiny={"sparsity": 0.5, "rounds": 2, "tune": {"epochs": 1}})
 def derive(parent, task, cfg: IterativeConfig, ctx):
     """Iterative magnitude pruning: k rounds of prune-a-little + tune within one tuning budget."""

@@ -33,7 +33,7 @@ class OneShotConfig(PruneConfig):
                               "instead of scoring; sparsity and scorer are then ignored")
 
 
-@METHODS.register("oneshot", config=OneShotConfig, family="prune", baseline=True,
+@METHODS.register("oneshot", parent_use="outputs", config=OneShotConfig, family="prune", baseline=True,
                   tiny={"sparsity": 0.5, "tune": {"epochs": 1}})
 def derive(parent, task, cfg: OneShotConfig, ctx):
     """One-shot pruning: prune to the target sparsity at once, then tune with the mask fixed."""

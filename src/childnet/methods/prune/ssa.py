@@ -132,7 +132,7 @@ class SubnetworkAnnealing(Hook):
         self._set(sampled=False)
 
 
-@METHODS.register("ssa", config=SSAConfig, family="prune",
+@METHODS.register("ssa", parent_use="outputs", config=SSAConfig, family="prune",
                   tiny={"sparsity": 0.5, "tune": {"epochs": 1}})
 def derive(parent, task, cfg: SSAConfig, ctx):
     """Stochastic Subnetwork Annealing: Bernoulli masks, pruned weights' P annealed to 0 (Whitaker & Whitley 2024)."""

@@ -190,7 +190,7 @@ def _embedding_tables(model: nn.Module) -> set[int]:
     return {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
 
 
-@METHODS.register("child_tuning_f", config=ChildTuningFConfig, family="tune", tiny=TINY)
+@METHODS.register("child_tuning_f", parent_use="inputs", config=ChildTuningFConfig, family="tune", tiny=TINY)
 def derive_f(parent, task, cfg: ChildTuningFConfig, ctx):
     """Child-Tuning_F: fine-tune with a fresh Bernoulli(p_F) gradient mask each step (Xu et al. 2021)."""
     model, replaced = prepare_model(parent, task, cfg, ctx)
@@ -205,7 +205,7 @@ def derive_f(parent, task, cfg: ChildTuningFConfig, ctx):
                       extra=extra)
 
 
-@METHODS.register("child_tuning_d", config=ChildTuningDConfig, family="tune", tiny=TINY)
+@METHODS.register("child_tuning_d", parent_use="inputs", config=ChildTuningDConfig, family="tune", tiny=TINY)
 def derive_d(parent, task, cfg: ChildTuningDConfig, ctx):
     """Child-Tuning_D: fine-tune only the top-p_D encoder weights by Fisher information (Xu et al. 2021)."""
     model, replaced = prepare_model(parent, task, cfg, ctx)

@@ -55,7 +55,7 @@ def check(parent, task, cfg: IA3Config) -> None:
     peft_config(parent.model if hasattr(parent, "model") else parent, cfg)
 
 
-@METHODS.register("ia3", config=IA3Config, family="tune", tiny=TINY, check=check, extra="peft")
+@METHODS.register("ia3", parent_use="inputs", config=IA3Config, family="tune", tiny=TINY, check=check, extra="peft")
 def derive(parent, task, cfg: IA3Config, ctx):
     """(IA)³ (Liu et al. 2022) through PEFT: learned scaling vectors on the frozen parent, merged into the child."""
     return _peft.derive_adapted("ia3", parent, task, cfg, ctx, peft_config)

@@ -49,7 +49,7 @@ def check(parent, task, cfg: LoraConfig) -> None:
     peft_config(parent.model if hasattr(parent, "model") else parent, cfg)
 
 
-@METHODS.register("lora", config=LoraConfig, family="tune", tiny=TINY, check=check, extra="peft")
+@METHODS.register("lora", parent_use="inputs", config=LoraConfig, family="tune", tiny=TINY, check=check, extra="peft")
 def derive(parent, task, cfg: LoraConfig, ctx):
     """LoRA (Hu et al. 2022) through PEFT: low-rank adapters on the frozen parent, merged into the child."""
     return _peft.derive_adapted("lora", parent, task, cfg, ctx, peft_config)

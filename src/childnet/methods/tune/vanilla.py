@@ -21,7 +21,7 @@ class VanillaConfig(TuneConfig):
     """Full fine-tuning: every parameter receives its whole gradient."""
 
 
-@METHODS.register("vanilla", config=VanillaConfig, family="tune", baseline=True, tiny=TINY)
+@METHODS.register("vanilla", parent_use="inputs", config=VanillaConfig, family="tune", baseline=True, tiny=TINY)
 def derive(parent, task, cfg: VanillaConfig, ctx):
     """Fine-tune all of the parent's weights on the task (baseline of the tune family)."""
     model, replaced = prepare_model(parent, task, cfg, ctx)

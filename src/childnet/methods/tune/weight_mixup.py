@@ -160,7 +160,7 @@ def _joint(parent, task, cfg: WeightMixupConfig, ctx):
     return model, mixers, replaced, history
 
 
-@METHODS.register("weight_mixup", config=WeightMixupConfig, family="tune", tiny=TINY)
+@METHODS.register("weight_mixup", parent_use="inputs", config=WeightMixupConfig, family="tune", tiny=TINY)
 def derive(parent, task, cfg: WeightMixupConfig, ctx):
     """AGWM: mix tuned and pretrained weights through a rank-1 α learned by bi-level optimisation."""
     records = []
