@@ -89,11 +89,11 @@ def test_2d_cnn_on_a_too_thin_image_layout_is_refused_by_shape(tmp_path):
 
 def test_one_based_and_string_labels_are_mapped_and_recorded(tmp_path):
     t = load_task({"name": "arrays", "path": _npz(tmp_path / "a.npz", (16,), labels=[1, 2])})
-    assert t.num_classes == 2 and t.meta["classes"] == ["1", "2"] and set(t.y_train.tolist()) == {0, 1}
+    assert t.num_classes == 2 and t.meta["classes"] == [1, 2] and set(t.y_train.tolist()) == {0, 1}
     t = load_task({"name": "arrays", "path": _npz(tmp_path / "b.npz", (16,), labels=["cat", "dog"])})
     assert t.num_classes == 2 and t.meta["classes"] == ["cat", "dog"]
     gapped = load_task({"name": "arrays", "path": _npz(tmp_path / "c.npz", (16,), labels=[0, 7])})
-    assert gapped.num_classes == 2 and gapped.meta["classes"] == ["0", "7"]
+    assert gapped.num_classes == 2 and gapped.meta["classes"] == [0, 7]
 
 
 def test_tabular_features_are_standardised_on_train_only(tmp_path):
@@ -146,7 +146,7 @@ def test_bad_data_files_get_the_right_sentence(tmp_path):
     refused(tmp_path / "one.npz", "single .npy array")
     refused(_npz(tmp_path / "f.npz", (8,), y_train=np.linspace(0, 1, 60)), "fractional values")
     neg = load_task({"name": "arrays", "path": _npz(tmp_path / "n.npz", (8,), labels=[-1, 1])})
-    assert neg.meta["classes"] == ["-1", "1"]
+    assert neg.meta["classes"] == [-1, 1]
     xc = _signals((8,))[0].astype(np.complex64)
     refused(_npz(tmp_path / "c.npz", (8,), x_train=xc), "complex-valued")
     big = np.arange(60) % 2
@@ -168,7 +168,7 @@ def test_absurd_class_count_is_refused_before_allocating(tmp_path):
     yt = np.arange(20) % 2
     yt[0] = 10**9
     task = load_task({"name": "arrays", "path": _npz(tmp_path / "g.npz", (8,), y_train=y, y_test=yt)})
-    assert task.num_classes == 3 and task.meta["classes"] == ["0", "1", "1000000000"]  # a gap, not 10^9 classes
+    assert task.num_classes == 3 and task.meta["classes"] == [0, 1, 1000000000]  # a gap, not 10^9 classes
     many = np.arange(200_000)
     np.savez(tmp_path / "m.npz", x_train=np.zeros((200_000, 1), np.float32), y_train=many,
              x_test=np.zeros((2, 1), np.float32), y_test=many[:2])

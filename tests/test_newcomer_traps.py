@@ -65,3 +65,46 @@ def test_derive_refuses_a_wrong_parent_or_task_with_a_sentence(tiny_parent, digi
     five.input_shape = (64,)
     with pytest.raises(ChildnetError, match=r"has inputs of shape \(1, 8, 8\) but task 'arrays' has \(64,\)"):
         derive("vanilla", tiny_parent, five)
+
+
+def test_predict_answers_integer_labels_as_integers(tmp_path):
+    """Labels 1 and 2 came back from predict as the strings '1' and '2', so (predict(c, x) == y).mean() was 0."""
+    from childnet import Child, get_parent, predict
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 6)).astype(np.float32)
+    y = np.where(x[:, 0] > 0, 2, 1)
+    np.savez(tmp_path / "one_based.npz", x_train=x[:90], y_train=y[:90], x_test=x[90:], y_test=y[90:])
+    task = load_task({"name": "arrays", "path": str(tmp_path / "one_based.npz")})
+    parent = get_parent({"model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 2, "lr": 0.02}}, task)
+    child = derive("scratch", parent, task, child={"name": "mlp", "hidden": [8]}, train={"epochs": 60, "lr": 0.05})
+    child.save(tmp_path / "child")
+    pred = predict(Child.load(tmp_path / "child"), x[90:])
+    assert pred.dtype.kind == "i" and set(pred.tolist()) <= {1, 2}
+    assert np.mean(pred == y[90:]) > 0.8
+
+
+def test_data_mistakes_that_used_to_become_data(tmp_path):
+    """A pandas index column became a feature, an empty label a class '', x_valid was dropped, label_column
+    on an .npz was ignored, and num_classes above the string labels' count crashed predict later."""
+    from childnet.errors import ConfigError, DataError
+
+    def refused(needle, err=DataError, **task):
+        with pytest.raises(err, match=needle):
+            load_task({"name": "arrays", **task})
+
+    rows = [f"{i},{i % 3},{i * 0.5},{'ab'[i % 2]}" for i in range(30)]
+    (tmp_path / "index.csv").write_text(",f1,f2,label\n" + "\n".join(rows))
+    refused("column 1 has no name — usually the row index that pandas' to_csv", path=str(tmp_path / "index.csv"))
+    (tmp_path / "empty.csv").write_text("f1,f2,label\n" + "\n".join(r.split(",", 1)[1] for r in rows) + "\n1,2,\n")
+    refused(r"line 32 has no 'label' \(1 row\(s\) without a label\)", path=str(tmp_path / "empty.csv"))
+    x = np.zeros((20, 4), np.float32)
+    np.savez(tmp_path / "valid.npz", x_train=x, y_train=np.arange(20) % 2, x_test=x, y_test=np.arange(20) % 2,
+             x_valid=x, y_valid=np.arange(20) % 2)
+    refused(r"has arrays \['x_valid', 'y_valid'\] that childnet does not read", path=str(tmp_path / "valid.npz"))
+    np.savez(tmp_path / "ok.npz", x_train=x, y_train=np.arange(20) % 2, x_test=x, y_test=np.arange(20) % 2)
+    refused("task.label_column: applies to .csv files only", path=str(tmp_path / "ok.npz"), label_column="y")
+    (tmp_path / "str.csv").write_text("f1,f2,label\n" + "\n".join(r.split(",", 1)[1] for r in rows))
+    refused("task.num_classes is 5 but the labels are 2 strings", path=str(tmp_path / "str.csv"), num_classes=5)
+    refused(r"the training split has 1 example\(s\) of 1 class\(es\)", ConfigError,
+            path=str(tmp_path / "ok.npz"), val_fraction=0.95)

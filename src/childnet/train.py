@@ -239,6 +239,9 @@ def fit(
     seed_everything(seed)
     x, y = train
     n = num_examples(x)
+    if n == 0 and cfg.epochs > 0:
+        raise ChildnetError("the training set is empty (0 examples): nothing to train on; check the task's "
+                            "x_train (or its n_train and val_fraction)")
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
     total_steps = int(round(cfg.epochs * steps_per_epoch))
     model.to(device).train()

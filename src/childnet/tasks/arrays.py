@@ -83,6 +83,10 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path} is not a readable .npz file of arrays ({err})") from None
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise DataError(f"{path} is not a readable .npz file of arrays ({err})") from None
+    stray = sorted(k for k in data if k[:2] in ("x_", "y_") and k not in (*REQUIRED, "x_val", "y_val"))
+    if stray:  # x_valid / y_valid would otherwise be dropped without a word
+        raise DataError(f"{path} has arrays {stray} that childnet does not read (it reads {list(REQUIRED)} and, "
+                        "for your own validation split, x_val and y_val); rename or remove them")
     missing = [k for k in REQUIRED if k not in data]
     if ("x_val" in data) != ("y_val" in data):
         missing.append("y_val" if "x_val" in data else "x_val")
@@ -121,6 +125,11 @@ def _load_csv(path: Path, cfg: ArraysConfig) -> dict[str, np.ndarray]:
     if len(rows) < 3:
         raise DataError(f"{path}: expected a header and at least two rows")
     header, body = rows[0], rows[1:]
+    unnamed = [j + 1 for j, h in enumerate(header) if not h.strip() or h.startswith("Unnamed: ")]
+    if unnamed:
+        raise DataError(f"{path}: column {unnamed[0]} has no name — usually the row index that pandas' to_csv "
+                        "writes, which would become a feature (and leak the row order); save with "
+                        "to_csv(path, index=False), or name the column if it is a real feature")
     if cfg.label_column not in header:
         raise DataError(f"{path}: no '{cfg.label_column}' column (columns: {header}); set task.label_column")
     ragged = [(i + 2, len(r)) for i, r in enumerate(body) if len(r) != len(header)]
@@ -130,6 +139,10 @@ def _load_csv(path: Path, cfg: ArraysConfig) -> dict[str, np.ndarray]:
                         f"({len(ragged)} such row(s)); every row needs one value per column")
     li = header.index(cfg.label_column)
     labels = np.asarray([r[li].strip() for r in body])
+    empty = np.flatnonzero(labels == "")
+    if empty.size:
+        raise DataError(f"{path}: line {empty[0] + 2} has no '{cfg.label_column}' ({empty.size} row(s) without a "
+                        "label); drop those rows or fill in their labels")
     try:
         numeric = np.asarray([float(v) for v in labels])
         labels = numeric.astype(np.int64) if np.all(np.mod(numeric, 1) == 0) else numeric
@@ -251,6 +264,10 @@ def arrays(cfg: ArraysConfig, spec: dict) -> Task:
     if path.is_dir():
         raise DataError(f"task.path: {path} is a folder; give a .npz or .csv file")
     if path.suffix == ".npz":
+        csv_only = sorted({"label_column", "test_fraction"} & cfg.model_fields_set)
+        if csv_only:
+            raise DataError(f"task.{csv_only[0]}: applies to .csv files only; {path.name} is an .npz, whose "
+                            "labels are y_train / y_test and whose test split is x_test")
         data = _load_npz(path)
     elif path.suffix == ".csv":
         data = _load_csv(path, cfg)

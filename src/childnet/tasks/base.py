@@ -148,7 +148,8 @@ def encode_labels(ys: dict[str, np.ndarray], num_classes: int | None, where: str
     Integer labels that are already ``0..K-1`` are kept (``classes`` is ``None``). Anything else — strings,
     1-based or gapped integers, negative integers — is mapped to ``0..K-1`` in sorted order of the
     original values, and the original values are returned as ``classes`` (recorded in every child's
-    card as ``extra.classes``) so that nothing silently becomes an extra, empty class. Fractional labels
+    card as ``extra.classes``, strings or integers as they were) so that nothing silently becomes an extra,
+    empty class. Fractional labels
     and class counts above :data:`MAX_CLASSES` are refused with a sentence, before anything is allocated.
     With an explicit ``num_classes`` integer labels must lie in ``[0, num_classes)``.
     """
@@ -202,8 +203,14 @@ def encode_labels(ys: dict[str, np.ndarray], num_classes: int | None, where: str
                         "a classifier needs at least 2 classes")
     if num_classes is not None and len(values) > num_classes:
         raise DataError(f"{where}: {len(values)} distinct labels but task.num_classes is {num_classes}")
+    if text and num_classes is not None and len(values) < num_classes:
+        raise DataError(f"{where}: task.num_classes is {num_classes} but the labels are {len(values)} strings "
+                        f"({', '.join(map(str, values[:5]))}{' …' if len(values) > 5 else ''}): a class that never "
+                        "occurs has no name to predict; drop num_classes, or use integer labels 0 … "
+                        f"{num_classes - 1}")
     mapped = {k: np.searchsorted(values, a).astype(np.int64) for k, a in arrays.items()}
-    return mapped, max(len(values), num_classes or 0), [_label_text(v) for v in values]
+    # the original values, of the original kind: predict answers 1 and 2 for labels 1 and 2, not '1' and '2'
+    return mapped, len(values), [str(v) if text else int(v) for v in values]
 
 
 def split_train_val(x, y, cfg: TaskConfig, stratify: bool = True):
@@ -225,6 +232,13 @@ def split_train_val(x, y, cfg: TaskConfig, stratify: bool = True):
             )
         rng = np.random.default_rng(cfg.split_seed)
         tr = np.sort(rng.choice(tr, size=cfg.n_train, replace=False))
+    kinds = len(np.unique(y[tr]))
+    if len(tr) < 2 or kinds < 2 or len(va) == 0:
+        why = (f"the validation split is empty (val_fraction {cfg.val_fraction} of {n} examples)" if len(va) == 0
+               else f"the training split has {len(tr)} example(s) of {kinds} class(es) after holding out "
+                    f"validation (val_fraction {cfg.val_fraction}{f', n_train {cfg.n_train}' if cfg.n_train else ''})")
+        raise ConfigError(f"task: {why}; a classifier needs at least 2 training examples of 2 classes and a "
+                          "validation example — lower val_fraction or raise n_train")
     return tr, va
 
 
