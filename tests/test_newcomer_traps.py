@@ -108,3 +108,18 @@ def test_data_mistakes_that_used_to_become_data(tmp_path):
     refused("task.num_classes is 5 but the labels are 2 strings", path=str(tmp_path / "str.csv"), num_classes=5)
     refused(r"the training split has 1 example\(s\) of 1 class\(es\)", ConfigError,
             path=str(tmp_path / "ok.npz"), val_fraction=0.95)
+
+
+def test_evaluate_refuses_a_child_of_another_task(tiny_parent, digits_task, tmp_path):
+    """A child evaluated on a task with other inputs failed with 'mat1 and mat2 shapes cannot be multiplied';
+    with the same inputs but other classes it would score against the wrong labels."""
+    from childnet.evaluate import evaluate
+
+    child = derive("scratch", tiny_parent, digits_task, child={"name": "cnn", "width": 4, "depth": 2},
+                   train={"epochs": 0})
+    two = load_task({"name": "arrays", "path": _two_class_images(tmp_path / "two.npz")})
+    with pytest.raises(ChildnetError, match=r"predicts 10 classes \(trained on task 'digits'\) but task 'arrays' has 2"):
+        evaluate(child, two, latency=False)
+    mnist = load_task({"name": "mnist5k"})
+    with pytest.raises(ChildnetError, match=r"reads inputs of shape \(1, 8, 8\) .* but task 'mnist5k' has inputs of"):
+        evaluate(child, mnist, latency=False)

@@ -71,6 +71,7 @@ def evaluate(child, task: Task, **kwargs) -> dict[str, Any]:
     per layer on the lineage card (``extra["device"]``).
     """
     model = getattr(child, "model", child)
+    _check_fits(child, model, task)
     device_model = kwargs.pop("device_model", None)
     metrics = evaluate_model(model, task, **kwargs)
     cost = None if device_model is None else device_cost(model, tuple(task.input_shape), device_model)
@@ -88,3 +89,20 @@ def device_card(cost) -> dict[str, Any]:
     keys = ("name", "type", "feasible", "reason", "design", "latency_s", "power_cycles", "continuous_latency_s")
     return {"status": cost.status, "reason": cost.reason, "config": cost.config,
             "layers": [{k: layer[k] for k in keys} for layer in cost.layers]}
+
+
+def _check_fits(child, model: nn.Module, task: Task) -> None:
+    """A child built for other inputs or classes than ``task``'s is refused with a sentence (it failed with
+    a matrix-shape error, or — same input shape, other classes — scored against the wrong labels)."""
+    from ..errors import ChildnetError
+
+    lineage = getattr(child, "lineage", None)
+    arch = (getattr(lineage, "architecture", None) or getattr(model, "childnet_spec", None) or {})
+    shape, classes = arch.get("input_shape"), arch.get("num_classes")
+    made_for = f" (trained on task '{lineage.task.get('name')}')" if lineage is not None and lineage.task else ""
+    if shape is not None and tuple(shape) != tuple(task.input_shape):
+        raise ChildnetError(f"evaluate: the child reads inputs of shape {tuple(shape)}{made_for} but task "
+                            f"'{task.name}' has inputs of shape {tuple(task.input_shape)}; evaluate it on its own task")
+    if classes is not None and task.kind != "ranking" and int(classes) != task.num_classes:
+        raise ChildnetError(f"evaluate: the child predicts {classes} classes{made_for} but task '{task.name}' has "
+                            f"{task.num_classes}; evaluate it on its own task")
