@@ -123,3 +123,33 @@ def test_evaluate_refuses_a_child_of_another_task(tiny_parent, digits_task, tmp_
     mnist = load_task({"name": "mnist5k"})
     with pytest.raises(ChildnetError, match=r"reads inputs of shape \(1, 8, 8\) .* but task 'mnist5k' has inputs of"):
         evaluate(child, mnist, latency=False)
+
+
+def test_own_model_doc_example_runs_and_frozen_layers_stay_frozen(tmp_path, monkeypatch):
+    """docs/own-model.md's example as written; the layer its builder freezes is left untouched by the
+    parent's training and by every child that starts from the parent (vanilla and oneshot trained it)."""
+    import re
+    from pathlib import Path
+
+    import torch
+
+    from childnet.registry import MODELS
+
+    doc = (Path(__file__).parents[1] / "docs" / "own-model.md").read_text()
+    block = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    try:
+        exec(compile(block, "own-model.md", "exec"), ns)
+        parent, small, tuned, again = ns["parent"], ns["small"], ns["tuned"], ns["again"]
+        assert parent.frozen == ("body.1.weight", "body.1.bias")
+        n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        assert n(small.model) < 0.75 * n(parent.model) and n(again.model) == n(small.model)
+        assert torch.equal(tuned.model.body[1].weight, parent.model.body[1].weight)
+        assert not torch.equal(tuned.model.body[3].weight, parent.model.body[3].weight)
+        assert not tuned.model.body[1].weight.requires_grad and not again.model.body[1].weight.requires_grad
+        pruned = derive("oneshot", parent, parent.task, sparsity=0.5, tune={"epochs": 1})
+        kept = pruned.model.body[1].weight != 0
+        assert torch.equal(pruned.model.body[1].weight[kept], parent.model.body[1].weight[kept])
+    finally:
+        MODELS._entries.pop("two_layer", None)  # other tests iterate over every registered model

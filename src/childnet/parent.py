@@ -52,6 +52,9 @@ class Parent:
         spec: its model spec.
         fingerprint: content hash of its weights.
         source: trained | cache | checkpoint | pretrained.
+        frozen: names of the parameters the model's builder left frozen (``requires_grad=False``, e.g. an
+            embedding you chose not to train). The parent's own training leaves them as they are, and so
+            does every child: :meth:`trainable_copy` keeps them frozen.
     """
 
     model: nn.Module
@@ -62,10 +65,15 @@ class Parent:
     metrics: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     path: str | None = None
+    frozen: tuple[str, ...] = ()
 
     def copy_model(self) -> nn.Module:
         """A deep copy of the parent network, to derive a child from."""
         return copy.deepcopy(self.model)
+
+    def trainable_copy(self) -> nn.Module:
+        """A deep copy to train: every parameter trainable except those the builder left frozen."""
+        return unfreeze(self.copy_model(), self.frozen)
 
     def card(self) -> dict:
         """The parent's entry in a child's lineage."""
@@ -238,12 +246,22 @@ def _check_pretrained(cfg: ParentConfig) -> None:
                           "model is not a pretrained parent; drop one of the two")
 
 
+def unfreeze(model: nn.Module, frozen=()) -> nn.Module:
+    """``model`` with every parameter trainable but those named in ``frozen``; returns it."""
+    keep = set(frozen)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name not in keep)
+    return model
+
+
 def _finish(model, task, cfg, source, device, path=None, metrics=None, history=None) -> Parent:
     model.to(device).eval()
+    frozen = tuple(n for n, p in model.named_parameters() if not p.requires_grad)  # the builder's, kept
     for p in model.parameters():
         p.requires_grad_(False)
     metrics = metrics or evaluate_model(model, task, latency=False, device=device)
-    return Parent(model, task, dict(cfg.model), state_fingerprint(model), source, metrics, history or [], path)
+    return Parent(model, task, dict(cfg.model), state_fingerprint(model), source, metrics, history or [], path,
+                  frozen)
 
 
 def _write_cache(folder: Path, model: nn.Module, cfg: ParentConfig, parent: Parent) -> bool:

@@ -137,9 +137,9 @@ def model_spec(model: nn.Module) -> dict:
     """The spec ``build_model`` stamped on ``model`` (raises if it was built some other way)."""
     spec = getattr(model, "childnet_spec", None)
     if spec is None:
-        raise ValueError(
-            f"{type(model).__name__} was not built by childnet.models.build_model, so it cannot be "
-            "rebuilt on load; register a builder for it"
+        raise ChildnetError(
+            f"{type(model).__name__} was not built by childnet.models.build_model, so a child of it cannot be "
+            "saved or rebuilt on load; register a builder for it (docs/own-model.md)"
         )
     return copy.deepcopy(spec)
 

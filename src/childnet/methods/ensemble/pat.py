@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ...errors import ChildnetError
+from ...models.base import model_spec
 from ...masks import anti_random_masks, apply_masks, masks_sparsity, remove_masks, scored_masks, structured_masks
 from ...registry import METHODS
 from ...scorers import ScorerName
@@ -103,14 +104,13 @@ def tune_members(parent, task, cfg: PATConfig, ctx, method: str, extra_hooks=lam
         extra_hooks: ``(k, masks) -> [Hook, ...]`` added to member k's tuning run (``pat_ssa`` passes
             its annealing hook here).
     """
+    model_spec(parent.model)  # a parent childnet cannot rebuild is refused before the members train
     mask_sets = member_masks(parent, task, cfg, ctx.seed)
     ledger = CostLedger(task)
     models, cards, all_masks = [], [], {}
     for k, masks in enumerate(mask_sets):
         seed = member_seed(ctx.seed, k)
-        model = parent.copy_model().to(ctx.device)
-        for p in model.parameters():
-            p.requires_grad_(True)
+        model = parent.trainable_copy().to(ctx.device)
         hooks: list[Hook] = list(extra_hooks(k, masks))
         apply_masks(model, masks, zero_pruned=not hooks)
         counter = ledger.start()

@@ -18,6 +18,7 @@ import copy
 
 from pydantic import Field
 
+from ...models.base import model_spec
 from ...registry import METHODS
 from ...train import TrainConfig
 from ..base import fit_on
@@ -42,9 +43,8 @@ class SnapshotConfig(EnsembleMethodConfig):
                   tiny={"members": 2, "cycle": {"epochs": 1, "optimizer": "sgd", "lr": 0.05}})
 def derive(parent, task, cfg: SnapshotConfig, ctx):
     """Continue training the parent for M cosine cycles; each cycle's end is a member (Huang et al. 2017)."""
-    model = parent.copy_model().to(ctx.device)
-    for p in model.parameters():
-        p.requires_grad_(True)
+    model_spec(parent.model)  # a parent childnet cannot rebuild is refused before the cycles train
+    model = parent.trainable_copy().to(ctx.device)
     ledger = CostLedger(task)
     models, cards = [], []
     for k in range(cfg.members):

@@ -60,9 +60,7 @@ def init_child(parent: Parent, task: Task, cfg: InheritConfig, ctx) -> torch.nn.
         return build_model(cfg.child, task.input_shape, task.num_classes).to(ctx.device)
     pre = ParentConfig(model=cfg.child, train=(cfg.pretrain or cfg.train).model_dump(), seed=ctx.seed)
     trained = get_parent(pre, task, device=ctx.device, log=ctx.log)
-    model = trained.copy_model()
-    for p in model.parameters():
-        p.requires_grad_(True)
+    model = trained.trainable_copy()
     return model.train()
 
 

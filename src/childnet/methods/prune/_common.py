@@ -54,9 +54,7 @@ class PruneConfig(Config):
 
 def start_model(parent: Parent, ctx: Context) -> torch.nn.Module:
     """A trainable copy of the parent on the unit's device."""
-    model = parent.copy_model().to(ctx.device)
-    for p in model.parameters():
-        p.requires_grad_(True)
+    model = parent.trainable_copy().to(ctx.device)
     return model.train()
 
 

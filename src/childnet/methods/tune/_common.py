@@ -73,9 +73,7 @@ def _replace_head(model: nn.Module, num_classes: int, seed: int) -> None:
 
 def prepare_model(parent: Parent, task: Task, cfg: TuneConfig, ctx: Context) -> tuple[nn.Module, bool]:
     """A trainable copy of the parent, with a new head when needed; returns ``(model, head_replaced)``."""
-    model = parent.copy_model()
-    for p in model.parameters():
-        p.requires_grad_(True)
+    model = parent.trainable_copy()
     head = getattr(model, "head", None)
     out = getattr(head, "out_features", None)
     replace = cfg.head == "new" or (cfg.head == "auto" and (parent.source == "pretrained" or out != task.num_classes))

@@ -111,9 +111,10 @@ def alpha_parameters(mixers: dict[str, WeightMixup]) -> list[nn.Parameter]:
 
 
 def weight_parameters(model: nn.Module, mixers: dict[str, WeightMixup]) -> list[nn.Parameter]:
-    """Every parameter but the α factors: what the lower level (and the final fine-tuning) trains."""
+    """Every trainable parameter but the α factors: what the lower level (and the final fine-tuning) trains
+    (a parameter the parent's builder left frozen stays out)."""
     alpha_ids = {id(p) for p in alpha_parameters(mixers)}
-    return [p for p in model.parameters() if id(p) not in alpha_ids]
+    return [p for p in model.parameters() if id(p) not in alpha_ids and p.requires_grad]
 
 
 class AlphaStep(Hook):

@@ -52,6 +52,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from ...parent import unfreeze
 from ...registry import METHODS
 from ...tasks.base import num_examples, take
 from ...train import fit
@@ -173,7 +174,6 @@ def derive(parent, task, cfg: WeightMixupConfig, ctx):
     extra = {"alpha_mean": alpha_mean(mixers), "mixed_layers": len(mixers), "resplits": records,
              "alpha_mean_by_layer": {n: float((m.a.mean() * m.b.mean()).detach()) for n, m in mixers.items()}}
     bake_mixup(model)
-    for p in model.parameters():
-        p.requires_grad_(True)
+    unfreeze(model, parent.frozen)
     return tune_child(model, "weight_mixup", cfg, ctx, parent, task, head_replaced=replaced, history=history,
                       masks=masks, extra=extra)
