@@ -213,3 +213,11 @@ def test_a_child_of_another_model_replaces_the_default_child_whole():
                                         {"name": "kd", "child": {"width": 2}}]})
     assert cfg.methods[0].options["child"] == {"name": "mlp", "hidden": [8]}
     assert cfg.methods[1].options["child"] == {"name": "cnn", "width": 2}
+
+
+def test_a_label_yaml_reads_as_a_boolean_is_refused():
+    """`label: on` became a method (and folder) named 'True'."""
+    with pytest.raises(ConfigError, match=r"methods\[0\]\.label: expected a text label \(got True\) \(YAML reads on/off"):
+        load_experiment_text = yaml.safe_load("methods: [{name: scratch, label: on}]")
+        parse_experiment(dict(BASE, **load_experiment_text))
+    assert parse_experiment(dict(BASE, methods=[{"name": "scratch", "label": 1}])).methods[0].label == "1"

@@ -153,3 +153,18 @@ def test_own_model_doc_example_runs_and_frozen_layers_stay_frozen(tmp_path, monk
         assert torch.equal(pruned.model.body[1].weight[kept], parent.model.body[1].weight[kept])
     finally:
         MODELS._entries.pop("two_layer", None)  # other tests iterate over every registered model
+
+
+def test_run_experiment_quiet_prints_nothing(tmp_path, capsys):
+    """quiet was a CLI flag only: run_experiment(..., quiet=True) raised TypeError."""
+    from childnet import run_experiment
+
+    exp = {"name": "q", "task": {"name": "digits", "n_train": 100},
+           "parent": {"model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1}},
+           "methods": [{"name": "scratch", "child": {"name": "mlp", "hidden": [4]}, "train": {"epochs": 1}}],
+           "seeds": 1, "evaluate": {"latency": False}}
+    capsys.readouterr()
+    result = run_experiment(exp, tmp_path / "run", quiet=True, workers=0)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == "" and result is not None
+    assert (tmp_path / "run" / "results.jsonl").exists()

@@ -129,8 +129,10 @@ def _caller_can_spawn() -> str | None:
     return f"{path} calls run_experiment at top level, without an `if __name__ == \"__main__\":` guard"
 
 
-def run_experiment(experiment, out: str | Path | None = None, **kwargs):
+def run_experiment(experiment, out: str | Path | None = None, *, quiet: bool = False, **kwargs):
     """Run an experiment (a YAML path, a dict or an ExperimentConfig); see :func:`childnet.runner.run`.
+
+    ``quiet=True`` prints nothing (the CLI's ``--quiet``); ``log=`` takes the messages instead.
 
     Works in a plain script: when worker processes could not re-import the calling script (no
     ``if __name__ == "__main__":`` guard, or a script read from stdin / ``-c``) and ``workers`` is not
@@ -139,6 +141,8 @@ def run_experiment(experiment, out: str | Path | None = None, **kwargs):
     """
     from .runner import run
 
+    if quiet and kwargs.get("log") is None:
+        kwargs["log"] = lambda s: None
     why = _caller_can_spawn()
     if why is not None and kwargs.get("workers") != 0:
         if kwargs.get("workers"):

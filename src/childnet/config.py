@@ -261,7 +261,11 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
             continue
         raw = dict(raw)
         select = raw.pop("select", None)
-        label = str(raw.pop("label", raw["name"]))
+        label = raw.pop("label", raw["name"])
+        if isinstance(label, bool) or not isinstance(label, (str, int, float)):
+            yes_no = " (YAML reads on/off/yes/no as true/false: quote it)" if isinstance(label, bool) else ""
+            problems.append(f"methods[{i}].label: expected a text label (got {label!r}){yes_no}")
+        label = str(label)
         if label in labels:
             problems.append(f"methods[{i}].label: '{label}' is used twice; give each entry a unique label")
         labels.add(label)
