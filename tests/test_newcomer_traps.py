@@ -168,3 +168,17 @@ def test_run_experiment_quiet_prints_nothing(tmp_path, capsys):
     out = capsys.readouterr()
     assert out.out == "" and out.err == "" and result is not None
     assert (tmp_path / "run" / "results.jsonl").exists()
+
+
+def test_fewer_seeds_than_the_folder_holds_is_said(tmp_path):
+    """`--seeds 2` on a folder holding more seeds reported them all without a word."""
+    from childnet import run_experiment
+
+    exp = {"name": "s", "task": {"name": "digits", "n_train": 100},
+           "parent": {"model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1}},
+           "methods": [{"name": "scratch", "child": {"name": "mlp", "hidden": [4]}, "train": {"epochs": 1}}],
+           "seeds": 3, "evaluate": {"latency": False}}
+    run_experiment(exp, tmp_path / "run", quiet=True, workers=0)
+    lines: list[str] = []
+    run_experiment(exp, tmp_path / "run", workers=0, seeds=1, log=lines.append)
+    assert any("also holds finished units of seed(s) 1, 2 beyond the 1 asked for" in line for line in lines), lines

@@ -243,6 +243,11 @@ def run(
         result = RunResult(out=out, skipped=len(units) - len(pending))
         if result.skipped:
             log(f"resuming: {result.skipped} of {len(units)} units already finished in {out}")
+        beyond = sorted({r.get("seed") for r in finished if isinstance(r.get("seed"), int)} - set(range(cfg.seeds)))
+        if beyond and report:  # e.g. --seeds 2 on a folder of 10: the report covers what the folder holds
+            log(f"note: {out} also holds finished units of seed(s) {', '.join(map(str, beyond[:10]))}"
+                f"{' …' if len(beyond) > 10 else ''} beyond the {cfg.seeds} asked for; the report covers every "
+                "finished unit in the folder")
         if pending:
             sinks = open_sinks(tracks, out, cfg, log)  # an unwritable tracker stops us before any unit runs
             session = None
