@@ -182,3 +182,78 @@ def test_fewer_seeds_than_the_folder_holds_is_said(tmp_path):
     lines: list[str] = []
     run_experiment(exp, tmp_path / "run", workers=0, seeds=1, log=lines.append)
     assert any("also holds finished units of seed(s) 1, 2 beyond the 1 asked for" in line for line in lines), lines
+
+
+PLUGIN = '''
+from pydantic import Field
+from torch import nn
+
+from childnet.models import ChildnetModel, Config
+from childnet.registry import MODELS
+
+
+class WideConfig(Config):
+    hidden: int = Field(16, ge=1)
+
+
+class Wide(ChildnetModel):
+    def __init__(self, n_in, hidden, n_out):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(n_in, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, n_out)
+
+    def forward_features(self, x):
+        return self.body(x)
+
+
+@MODELS.register("plugin_wide", config=WideConfig)
+def plugin_wide(cfg, input_shape, num_classes):
+    n = 1
+    for d in input_shape:
+        n *= d
+    return Wide(n, cfg.hidden, num_classes)
+'''
+
+
+def test_childnet_plugins_brings_your_model_to_the_cli_and_its_workers(tmp_path, run_cli, monkeypatch):
+    """The CLI could not use a model registered in the user's own file: `unknown model`. CHILDNET_PLUGINS
+    imports it in the command, in its worker processes (a real pool here) and when a child loads."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from childnet import plugins
+    from childnet.registry import MODELS
+
+    (tmp_path / "my_models.py").write_text(PLUGIN)
+    exp = {"name": "plug", "task": {"name": "digits", "n_train": 120},
+           "parent": {"model": {"name": "plugin_wide", "hidden": 16}, "train": {"epochs": 1}},
+           "methods": [{"name": "kd", "child": {"name": "plugin_wide", "hidden": 4}, "train": {"epochs": 1}},
+                       {"name": "oneshot", "sparsity": 0.5, "tune": {"epochs": 1}}],
+           "seeds": 1, "evaluate": {"latency": False}}
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(exp))
+    monkeypatch.chdir(tmp_path)
+    try:
+        proc = run_cli("validate", "exp.yaml")
+        assert proc.returncode == 2 and "unknown model 'plugin_wide'" in proc.stderr
+        monkeypatch.setenv("CHILDNET_PLUGINS", "my_models.py")
+        run_cli("validate", "exp.yaml", check=0)
+        env = dict(os.environ, CHILDNET_PLUGINS="my_models.py", OMP_NUM_THREADS="1")
+        done = subprocess.run([sys.executable, "-m", "childnet.cli", "run", "exp.yaml", "--out", "run", "--workers",
+                               "1", "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        recs = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+        assert [r["status"] for r in recs] == ["ok", "ok"], recs
+        shown = run_cli("show", tmp_path / "run" / recs[0]["child_dir"], check=0)
+        assert "plugin_wide" in shown.stdout
+        monkeypatch.setenv("CHILDNET_PLUGINS", "missing.py, not_a_module_xyz")
+        proc = run_cli("validate", "exp.yaml")
+        assert proc.returncode == 2 and "CHILDNET_PLUGINS" in proc.stderr and "missing.py: no such file" in proc.stderr
+        (tmp_path / "broken.py").write_text("raise RuntimeError('oops')\n")
+        monkeypatch.setenv("CHILDNET_PLUGINS", "broken.py")
+        proc = run_cli("validate", "exp.yaml")
+        assert proc.returncode == 2 and "importing" in proc.stderr and "RuntimeError: oops" in proc.stderr
+    finally:
+        MODELS._entries.pop("plugin_wide", None)
+        plugins._loaded.clear()

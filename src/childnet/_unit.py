@@ -84,6 +84,7 @@ def run_unit(payload: dict) -> dict:
     from .evaluate import evaluate
     from .evaluate.device import device_config_from
     from .methods.base import Context
+    from .plugins import load_plugins
     from .select import derive_selected
     from .registry import METHODS
 
@@ -93,6 +94,7 @@ def run_unit(payload: dict) -> dict:
               "method": name, "label": label, "seed": payload["seed"]}
     t0 = time.perf_counter()
     try:
+        load_plugins(payload.get("plugins") or "")  # a worker imports what the main process did
         task_json = json.dumps(payload["task"], sort_keys=True)
         task = _cached_task(task_json)
         parent = _unit_parent(payload, task_json)

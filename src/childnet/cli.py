@@ -277,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors → message + exit 2; Ctrl-C → exit 130, SIGTERM → 143 (finished units are kept)."""
     click_errors = _click_errors()
     try:
+        from .plugins import load_plugins
+
+        load_plugins()  # CHILDNET_PLUGINS: the user's registered models, tasks, methods (docs/own-model.md)
         code = app(args=argv, standalone_mode=False)
         if code == 130:  # typer's answer to Ctrl-C outside standalone mode
             _interrupted()

@@ -27,6 +27,8 @@ from . import runfolder as rf
 from .config import ExperimentConfig, load_experiment, parse_experiment, stable_hash
 from ._unit import run_unit
 from .errors import ChildnetError
+from .plugins import ENV as PLUGINS_ENV
+from .plugins import load_plugins
 
 __all__ = ["run", "RunResult", "Unit", "read_results", "plan_units", "run_unit", "execute"]
 
@@ -214,6 +216,8 @@ def run(
     from ._progress import NullProgress
     from .tracking import open_sinks, parse_track
 
+    load_plugins()  # CHILDNET_PLUGINS (a no-op when already imported): made absolute for the workers
+
     _check_executor(executor, address, retries)
     tracks = parse_track(track)
     cfg = _load(experiment)
@@ -322,7 +326,7 @@ def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str, parent: 
             "task": cfg.task_for(setting), "parent_config": cfg.parent.model_dump(mode="json"),
             "method_config": method_configs[unit.setting, unit.label],
             "evaluate": cfg.evaluate.model_dump(mode="json"), "select": spec.select, "metric": cfg.metric,
-            "stage": _stage_wiring(cfg, unit.label)}
+            "stage": _stage_wiring(cfg, unit.label), "plugins": os.environ.get(PLUGINS_ENV, "")}
 
 
 def _stage_wiring(cfg: ExperimentConfig, label: str) -> dict | None:
