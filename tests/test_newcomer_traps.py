@@ -257,3 +257,43 @@ def test_childnet_plugins_brings_your_model_to_the_cli_and_its_workers(tmp_path,
     finally:
         MODELS._entries.pop("plugin_wide", None)
         plugins._loaded.clear()
+
+
+def test_hkt_on_a_plain_module_with_a_head_and_refuses_one_without(digits_task):
+    """HKT read parent.model.feature_dim, which only childnet's base class has (AttributeError); it now
+    measures the features the parent's head reads, and a model without a head gets a sentence."""
+    from pydantic import Field
+    from torch import nn
+
+    from childnet import get_parent
+    from childnet.models import Config
+    from childnet.registry import MODELS
+
+    class PlainConfig(Config):
+        hidden: int = Field(16, ge=1)
+        with_head: bool = True
+
+    class Plain(nn.Module):  # not a ChildnetModel: no forward_features, no feature_dim
+        def __init__(self, hidden, n_out, with_head):
+            super().__init__()
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU())
+            last = nn.Linear(hidden, n_out)
+            if with_head:
+                self.head = last
+            else:
+                self.out = last
+
+        def forward(self, x):
+            return (self.head if hasattr(self, "head") else self.out)(self.body(x))
+
+    MODELS.register("plain_test", config=PlainConfig)(lambda cfg, shape, n: Plain(cfg.hidden, n, cfg.with_head))
+    try:
+        parent = get_parent({"model": {"name": "plain_test", "hidden": 24}, "train": {"epochs": 1}}, digits_task)
+        child = derive("hkt", parent, digits_task, child={"name": "plain_test", "hidden": 8}, train={"epochs": 1})
+        assert child.lineage.method == "hkt"
+        headless = get_parent({"model": {"name": "plain_test", "with_head": False}, "train": {"epochs": 1}},
+                              digits_task)
+        with pytest.raises(ChildnetError, match=r"hkt: the parent \(Plain\) has no `head` module"):
+            derive("hkt", headless, digits_task, child={"name": "plain_test"}, train={"epochs": 1})
+    finally:
+        MODELS._entries.pop("plain_test", None)

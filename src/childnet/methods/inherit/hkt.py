@@ -38,8 +38,10 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
+from ...errors import ChildnetError
 from ...features import FEATURES, capture, replace_outputs
 from ...registry import METHODS
+from ...tasks.base import to_device
 from ...train import Hook, TrainState
 from ..base import fit_on, make_child
 from ._common import InheritConfig, init_child, parent_outputs
@@ -113,6 +115,10 @@ class GateLog(Hook):
             mx.gate_sum, mx.gate_sq, mx.gate_n = 0.0, 0.0, 0
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 def _shapes(model: nn.Module, layers: list[str], example) -> list[tuple]:
     with capture(model, layers) as f:
         was = model.training
@@ -128,6 +134,11 @@ def _shapes(model: nn.Module, layers: list[str], example) -> list[tuple]:
 def derive(parent, task, cfg: HKTConfig, ctx):
     """Train the child with inherited parent features mixed in by Genetic Attention (Tchenko et al. 2025)."""
     model = init_child(parent, task, cfg, ctx)
+    for who, net in (("parent", parent.model), ("child", model)):
+        if not isinstance(getattr(net, "head", None), nn.Module):
+            raise ChildnetError(f"hkt: the {who} ({type(net).__name__}) has no `head` module; HKT mixes the "
+                                "features the head reads and trains both heads on them, so parent and child "
+                                "need head(features) (see docs/own-model.md)")
     p_layers = list(cfg.parent_layers)
     c_layers = list(cfg.child_layers or p_layers)
     inherited = parent_outputs(parent, task.x_train, p_layers, device=ctx.device)
@@ -136,7 +147,7 @@ def derive(parent, task, cfg: HKTConfig, ctx):
     transfers = nn.ModuleList(FeatureTransfer(tuple(inherited[p].shape[1:]), s) for p, s in zip(p_layers, c_shapes))
     mixers = nn.ModuleList(GeneticAttention(cfg.lam, cfg.learnable_lambda, cfg.mixture, cfg.static_gate)
                            for _ in p_layers)
-    back = FeatureTransfer(c_shapes[-1], (parent.model.feature_dim,))
+    back = FeatureTransfer(c_shapes[-1], _shapes(parent.model, [FEATURES], to_device(example, _device_of(parent.model)))[0])
     extras = nn.ModuleList([transfers, mixers, back]).to(ctx.device)
     v_all = [inherited[p].to(ctx.device) for p in p_layers]
     map_points = [i for i, n in enumerate(c_layers) if n != FEATURES]
