@@ -155,3 +155,30 @@ def test_empty_texts_single_class_and_non_text_models_are_clear_errors(tmp_path,
     for name in ("mlp", "cnn"):
         with pytest.raises(ConfigError, match=f"model {name}: needs"):
             build_model({"name": name}, text_task.input_shape, text_task.num_classes)
+
+
+def test_predict_takes_texts_and_tokenises_them_as_the_task_did(minilm_parent, text_task, tmp_path):
+    """predict refused text ("use predict_proba with the task's encoded inputs"); a loaded text child now
+    takes a list of strings and answers with the task's labels — the same answers as on the task's tokens."""
+    import numpy as np
+
+    from childnet import predict
+    from childnet.errors import ChildnetError
+    from childnet.evaluate import predict_proba
+
+    child = derive("vanilla", minilm_parent, text_task, {"train": {"epochs": 1, "lr": 1e-3}}, seed=0)
+    loaded = Child.load(child.save(tmp_path / "c"))
+    texts = [t for t, _ in SENTENCES]
+    got = predict(loaded, texts)
+    assert set(got.tolist()) <= {"neg", "pos"} and len(got) == len(texts)
+    from childnet.tasks.text import tokenize
+
+    ids = tokenize(texts, 16)["input_ids"]  # which sentence each test row of the task is
+    rows = [next(i for i in range(len(texts)) if torch.equal(ids[i], row)) for row in text_task.x_test["input_ids"]]
+    want = np.asarray(["neg", "pos"])[predict_proba(loaded.model, text_task.x_test).argmax(1).numpy()]
+    assert got[rows].tolist() == want.tolist()  # the same answers as on the task's own tokens
+    assert predict(loaded, np.asarray(texts[:3])).tolist() == got[:3].tolist()
+    with pytest.raises(ChildnetError, match="one string; wrap it in a list"):
+        predict(loaded, texts[0])
+    with pytest.raises(ChildnetError, match="trained on the text task 'text-csv'; give it a list of strings"):
+        predict(loaded, np.zeros((2, 16)))

@@ -161,7 +161,9 @@ def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: boo
 
     Args:
         child: a :class:`~childnet.child.Child` (e.g. ``Child.load(folder)``).
-        x: an array or tensor of examples in the layout the task read (e.g. ``(N, F)`` or ``(N, C, L)``).
+        x: an array or tensor of examples in the layout the task read (e.g. ``(N, F)`` or ``(N, C, L)``);
+            for a child of a text task, a list of strings, tokenised as its task tokenised them (the
+            MiniLM tokenizer, the task's ``max_length`` and, for the bundled corpora, ``max_chars``).
         labels: return the original labels (default) rather than class indices.
     """
     import numpy as np
@@ -174,13 +176,15 @@ def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: boo
                             f"{type(child).__name__}; a parent's model predicts with parent.model(x)")
     extra = child.lineage.extra or {}
     arch = child.lineage.architecture or _spec_of(child.model)
+    texts = _texts(x)
+    if texts is not None or _text_child(child):
+        return _predict_texts(child, texts, x, batch_size, device, labels)
     if not isinstance(x, torch.Tensor):
         try:
             x = torch.as_tensor(np.asarray(x, dtype=np.float32))
         except (TypeError, ValueError) as err:
             raise ChildnetError(f"predict: expected an array or tensor of examples (N, ...), got {type(x).__name__} "
-                                f"({str(err)[:120]}); text children take the task's encoded inputs: use "
-                                "childnet.evaluate.predict_proba(child.model, x) with x from task.split('test')") from None
+                                f"({str(err)[:120]})") from None
     x = x.float()
     if x.dim() == 0:
         raise ChildnetError("predict: expected a batch of examples (N, ...), got a single number; wrap one example "
@@ -205,7 +209,55 @@ def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: boo
         for i in range(0, len(x), batch_size):
             out.append(model(x[i:i + batch_size].to(device)).argmax(1).cpu())
     idx = torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
-    classes = extra.get("classes")
-    if labels and classes:
-        return np.asarray(classes)[idx]
-    return idx
+    return _as_labels(idx, extra.get("classes"), labels)
+
+
+def _as_labels(idx, classes, labels: bool):
+    import numpy as np
+
+    return np.asarray(classes)[idx] if labels and classes else idx
+
+
+def _texts(x) -> list[str] | None:
+    """``x`` as a list of strings when it is texts (a list, tuple or array of str), else None."""
+    import numpy as np
+
+    if isinstance(x, str):
+        raise ChildnetError("predict: expected a batch of texts, got one string; wrap it in a list: [text]")
+    if isinstance(x, (list, tuple)) and x and all(isinstance(t, str) for t in x):
+        return list(x)
+    if isinstance(x, np.ndarray) and x.dtype.kind in "US":
+        return [str(t) for t in x.ravel()] if x.ndim == 1 else None
+    return None
+
+
+def _text_child(child) -> bool:
+    task = child.lineage.task or {}
+    try:
+        from .registry import TASKS
+
+        return task.get("name") in TASKS and "max_length" in (TASKS.get(task["name"]).config.model_fields or {})
+    except Exception:  # a card's task that this version does not know: not a text task it can tokenise
+        return False
+
+
+def _predict_texts(child, texts, x, batch_size: int, device: str, labels: bool):
+    """Tokenise ``texts`` as the child's task did and predict (:func:`predict` for text children)."""
+    from .evaluate.metrics import predict_proba
+    from .registry import TASKS
+    from .tasks.text import tokenize
+
+    task = dict(child.lineage.task or {})
+    if texts is None:
+        raise ChildnetError(f"predict: this child was trained on the text task '{task.get('name')}'; give it a list "
+                            f"of strings (got {type(x).__name__})")
+    if not _text_child(child):
+        raise ChildnetError(f"predict: got texts, but this child was trained on task '{task.get('name')}', whose "
+                            "inputs are numbers")
+    fields = TASKS.get(task["name"]).config.model_fields
+    max_length = int(task.get("max_length", fields["max_length"].default))
+    if "max_chars" in fields:  # the bundled corpora cut each text before tokenising
+        cut = int(task.get("max_chars", fields["max_chars"].default))
+        texts = [t[:cut] for t in texts]
+    probs = predict_proba(child.model.to(device), tokenize(texts, max_length), batch_size=batch_size, device=device)
+    return _as_labels(probs.argmax(1).numpy(), (child.lineage.extra or {}).get("classes"), labels)
