@@ -122,6 +122,14 @@ def test_sweep_of_a_block_option_sets_it_on_top_of_the_block():
     pat = got[("tune.lr=0.2,child.width=3", "pat")].tune
     assert (pat.epochs, pat.nesterov, pat.div_factor, pat.batch_size) == (1, True, 100.0, 128)  # the preset stays
     assert got[("tune.lr=0.2,child.width=3", "kd")].child == {"name": "cnn", "depth": 2, "width": 3}
+    kd = parse_experiment(dict(BASE, methods=[{"name": "kd", "init": "pretrained", "pretrain": {"epochs": 2}}],
+                               sweep={"train.lr": [0.001, 0.01], "child.name": ["mlp"]}))
+    last = kd.method_config(kd.methods[0], kd.settings()[-1])
+    assert last.train.lr == 0.01 and last.pretrain.lr == 0.01 and last.pretrain.epochs == 2  # as if written
+    assert last.child == {"name": "mlp"}  # another model: the old spec's options do not carry over
+    ind = parse_experiment(dict(BASE, methods=[{"name": "independent", "train": {"epochs": 3}}],
+                                sweep={"train.lr": [0.05]}))
+    assert ind.method_config(ind.methods[0], ind.settings()[0]).train.model_fields_set == {"epochs", "lr"}
     with pytest.raises(ConfigError, match=r"sweep\.bogus\.x: no method in this experiment has a field 'bogus'"):
         parse_experiment(dict(BASE, sweep={"bogus.x": [1]}))
     with pytest.raises(ConfigError, match=r"train\.lrr: unknown field\. Did you mean 'lr'"):

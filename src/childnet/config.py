@@ -215,23 +215,32 @@ def _has_path(options: dict, path: str) -> bool:
     return not rest or (isinstance(options[head], dict) and _has_path(options[head], rest))
 
 
+def _put(options: dict, path: str, value: Any) -> dict:
+    """``options`` with the dotted ``path`` set to ``value``, every other option as it was written. Setting
+    a model spec's ``name`` replaces the spec: the other model's options would not fit it."""
+    out = dict(options)
+    head, _, rest = path.partition(".")
+    if not rest:
+        out[head] = value
+    elif rest == "name" and isinstance(out.get(head), dict) and "name" in out[head]:
+        out[head] = {"name": value}
+    else:
+        inner = out.get(head)
+        out[head] = _put(inner if isinstance(inner, dict) else {}, rest, value)
+    return out
+
+
 def _with_overrides(name: str, opts: dict, overrides: dict, where: str, problems: list[str]):
     """:func:`validate_entry` of a method's options with a setting's sweep values laid on.
 
-    A bare field replaces the option. A dotted path (``train.lr``) changes that one option of its block,
-    on top of the block as the method would build it — its defaults, a preset's values — as ``select``
-    does; so sweeping ``tune.lr`` of PAT's paper preset keeps the preset's other tuning settings.
+    A bare field replaces the option; a dotted path (``train.lr``) sets that one option as if the entry had
+    written ``train: {lr: ...}``: the block's other options keep whatever the entry, ``defaults``, the
+    block's defaults or a preset give them, and options the entry left unset stay unset (so a run that
+    inherits unset options, such as ``independent``'s members from the parent, still does).
     """
-    from .select import _set_path
-
-    bare = {k: v for k, v in overrides.items() if "." not in k}
-    res = validate_entry(METHODS, {"name": name, **opts, **bare}, where, problems)
-    dotted = {k: v for k, v in overrides.items() if "." in k}
-    if res is None or res[1] is None or not dotted:
-        return res
-    full = res[1].model_dump()
-    for k, v in dotted.items():
-        full = _set_path(full, k, v)
+    full = dict(opts)
+    for k, v in overrides.items():
+        full = _put(full, k, v)
     return validate_entry(METHODS, {"name": name, **full}, where, problems)
 
 
