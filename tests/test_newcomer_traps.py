@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from childnet import derive, load_task
+from childnet import derive, get_parent, load_task
 from childnet.errors import ChildnetError
 
 
@@ -51,6 +51,29 @@ def test_a_parent_with_other_classes_is_refused_for_methods_that_keep_its_head(t
     run_cli("validate", ok, check=0)
 
 
+def test_every_setting_of_a_task_sweep_is_checked_against_the_parents_task(tmp_path, run_cli):
+    """The run checked only the first setting's task (one parent serves them all): a swept 3-class file
+    trained, then failed at evaluate. Now every setting is checked before the parent trains."""
+    ten = tmp_path / "ten.npz"
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 1, 8, 8), dtype=np.float32)
+    np.savez(ten, x_train=x, y_train=np.arange(60) % 10, x_test=x[:20], y_test=np.arange(20) % 10)
+    three = _two_class_images(tmp_path / "three.npz")
+    data = dict(np.load(three))
+    np.savez(three, **{k: (v % 3 if k.startswith("y") else v) for k, v in data.items()})
+    raw = {"name": "sw", "task": {"name": "arrays", "path": str(ten)},
+           "parent": {"model": {"name": "cnn", "width": 4, "depth": 2}, "train": {"epochs": 1},
+                      "task": {"name": "digits"}},
+           "methods": [{"name": "oneshot", "tune": {"epochs": 1}}], "seeds": 1,
+           "sweep": {"task.path": [str(ten), str(three)]}, "evaluate": {"latency": False}}
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump(raw))
+    proc = run_cli("run", exp, "--out", tmp_path / "run", "--workers", "0", "--quiet")
+    assert proc.returncode == 2 and "methods[oneshot] (task.path=" in proc.stderr, proc.stderr
+    assert "has 10 classes but task 'arrays' has 2" in proc.stderr  # (the 2-class file, labels % 3 of 0/1)
+    assert not (tmp_path / "run" / "results.jsonl").exists()
+
+
 def test_derive_refuses_a_wrong_parent_or_task_with_a_sentence(tiny_parent, digits_task, tmp_path):
     """derive(method, parent.model, task) and derive(method, parent, "digits") failed with AttributeError
     deep in the method; a parent trained on other classes, with a shape error from the loss."""
@@ -61,10 +84,26 @@ def test_derive_refuses_a_wrong_parent_or_task_with_a_sentence(tiny_parent, digi
     two = load_task({"name": "arrays", "path": _two_class_images(tmp_path / "two.npz")})
     with pytest.raises(ChildnetError, match="kd: the parent's task 'digits' has 10 classes but task 'arrays' has 2"):
         derive("kd", tiny_parent, two, train={"epochs": 1})
-    five = load_task({"name": "arrays", "path": _two_class_images(tmp_path / "five.npz")})
-    five.input_shape = (64,)
-    with pytest.raises(ChildnetError, match=r"has inputs of shape \(1, 8, 8\) but task 'arrays' has \(64,\)"):
-        derive("vanilla", tiny_parent, five)
+    mnist = load_task({"name": "mnist5k"})
+    mlp = get_parent({"model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1}}, digits_task)
+    with pytest.raises(ChildnetError, match=r"has inputs of shape \(1, 8, 8\) but task 'mnist5k' has \(1, 28, 28\), "
+                                            r"and the parent network cannot read them"):
+        derive("vanilla", mlp, mnist)
+
+
+def test_a_cnn_parent_of_other_image_sizes_still_transfers(tiny_parent, digits_task, tmp_path):
+    """The first version of the check refused any other input shape; a CNN (adaptive pooling) reads 8×8 and
+    28×28 alike, and transfer from one to the other ran before — it still does, and the child's card says
+    which inputs it reads, so it loads and predicts on them."""
+    from childnet import Child, predict
+    from childnet.evaluate import evaluate
+
+    mnist = load_task({"name": "mnist5k", "n_train": 200})
+    child = derive("vanilla", tiny_parent, mnist, train={"epochs": 1})
+    assert evaluate(child, mnist, latency=False)["accuracy"] > 0.1
+    loaded = Child.load(child.save(tmp_path / "c"))
+    assert tuple(loaded.lineage.architecture["input_shape"]) == (1, 28, 28)
+    assert predict(loaded, mnist.x_test[:4].numpy()).shape == (4,)
 
 
 def test_predict_answers_integer_labels_as_integers(tmp_path):
@@ -120,9 +159,10 @@ def test_evaluate_refuses_a_child_of_another_task(tiny_parent, digits_task, tmp_
     two = load_task({"name": "arrays", "path": _two_class_images(tmp_path / "two.npz")})
     with pytest.raises(ChildnetError, match=r"predicts 10 classes \(trained on task 'digits'\) but task 'arrays' has 2"):
         evaluate(child, two, latency=False)
-    mnist = load_task({"name": "mnist5k"})
-    with pytest.raises(ChildnetError, match=r"reads inputs of shape \(1, 8, 8\) .* but task 'mnist5k' has inputs of"):
-        evaluate(child, mnist, latency=False)
+    mlp_child = derive("scratch", tiny_parent, digits_task, child={"name": "mlp", "hidden": [4]}, train={"epochs": 0})
+    with pytest.raises(ChildnetError, match=r"reads inputs of shape \(1, 8, 8\) \(trained on task 'digits'\) but "
+                                            r"task 'mnist5k' has inputs of shape \(1, 28, 28\)"):
+        evaluate(mlp_child, load_task({"name": "mnist5k"}), latency=False)
 
 
 def test_own_model_doc_example_runs_and_frozen_layers_stay_frozen(tmp_path, monkeypatch):

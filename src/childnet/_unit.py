@@ -83,7 +83,7 @@ def run_unit(payload: dict) -> dict:
     """Derive, evaluate and save one child; never raises (failures become a record)."""
     from .evaluate import evaluate
     from .evaluate.device import device_config_from
-    from .methods.base import Context
+    from .methods.base import Context, check_parent_fits
     from .plugins import load_plugins
     from .select import derive_selected
     from .registry import METHODS
@@ -103,6 +103,8 @@ def run_unit(payload: dict) -> dict:
         ev = EvaluateConfig.model_validate(payload["evaluate"])
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
         stage = _stage_inputs(payload, task, parent, mcfg, ctx)
+        if not stage:  # a parent trained on another task (validated before the run; here with its network)
+            check_parent_fits(name, parent.task, task, parent.model)
         child = derive_selected(name, payload.get("select"), stage.parent if stage else parent, task,
                                 stage.config if stage else mcfg, ctx, metric=payload["metric"])
         evaluate(child, task, device=payload["device"], latency=ev.latency, repeats=ev.repeats,

@@ -77,7 +77,7 @@ def _check_derive_inputs(method: str, parent, task) -> None:
                 if isinstance(parent, nn.Module) else "")
         raise ChildnetError(f"derive: parent must be a childnet Parent (childnet.get_parent(...)), got "
                             f"{type(parent).__name__}{hint}")
-    check_parent_fits(method, parent.task, task)
+    check_parent_fits(method, parent.task, task, parent.model)
 
 
 def _spec_of(model) -> dict:

@@ -156,7 +156,7 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
             if hasattr(mcfg, "space"):
                 attempt(where, _space_net, mcfg, task, where)
             if mspec.label not in later:
-                attempt(where, check_parent_fits, mspec.name, ptask, task)
+                attempt(where, check_parent_fits, mspec.name, ptask, task, parent)
             check = _method_check(mspec.name)
             if check is not None and parent is not None:  # a method's own check against the parent (lora, tp)
                 attempt(where, check, parent, task, mcfg)

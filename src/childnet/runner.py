@@ -125,25 +125,28 @@ def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_
 
     handed: dict[str, dict] = {}
     by_key: dict[str, dict] = {}
+    if cfg.parent.task is not None:  # transfer: every setting's task must fit the methods that use the parent
+        ptask = load_task(cfg.parent.task)
+        later = {m.label for st in cfg.stages if st.source != "root" for m in st.methods}
+        problems = []
+        for s in cfg.settings():
+            task = load_task(cfg.task_for(s))
+            check_metric_fits(cfg.metric, task)
+            for m in cfg.methods:
+                try:
+                    if m.label not in later:
+                        check_parent_fits(m.name, ptask, task)
+                except ChildnetError as err:
+                    problems.append(f"methods[{m.label}]{'' if s.id == 'default' else f' ({s.id})'}: {err}")
+        if problems:
+            raise ChildnetError(problems[0] if len(problems) == 1 else
+                                f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
     for s in cfg.settings():
         task_spec = cfg.task_for(s)
         key = stable_hash({"task": cfg.parent.task or task_spec, "parent": cfg.parent.model_dump()})
         if key not in by_key:
             task = load_task(task_spec)
             check_metric_fits(cfg.metric, task)  # e.g. hr@10 on a classifier, before any training
-            if cfg.parent.task is not None:  # transfer: the methods that use the parent must fit its task
-                ptask = load_task(cfg.parent.task)
-                later = {m.label for st in cfg.stages if st.source != "root" for m in st.methods}
-                problems = []
-                for m in cfg.methods:
-                    try:
-                        if m.label not in later:
-                            check_parent_fits(m.name, ptask, task)
-                    except ChildnetError as err:
-                        problems.append(f"methods[{m.label}]: {err}")
-                if problems:
-                    raise ChildnetError(problems[0] if len(problems) == 1 else
-                                        f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
             with progress_factory("parent") as cb:
                 parent = get_parent(cfg.parent, task, device=device, log=log, progress=cb)
             log(f"parent: {parent.spec.get('name')} — test accuracy "

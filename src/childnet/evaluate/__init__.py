@@ -92,17 +92,33 @@ def device_card(cost) -> dict[str, Any]:
 
 
 def _check_fits(child, model: nn.Module, task: Task) -> None:
-    """A child built for other inputs or classes than ``task``'s is refused with a sentence (it failed with
-    a matrix-shape error, or — same input shape, other classes — scored against the wrong labels)."""
+    """A child built for other classes than ``task``'s, or for inputs it cannot read, is refused with a
+    sentence (it failed with a matrix-shape error, or — same inputs, other classes — scored against the
+    wrong labels). Inputs of another shape that the network reads (adaptive pooling) are fine."""
+    import torch
+
     from ..errors import ChildnetError
+    from ..tasks.base import to_device
 
     lineage = getattr(child, "lineage", None)
     arch = (getattr(lineage, "architecture", None) or getattr(model, "childnet_spec", None) or {})
     shape, classes = arch.get("input_shape"), arch.get("num_classes")
-    made_for = f" (trained on task '{lineage.task.get('name')}')" if lineage is not None and lineage.task else ""
-    if shape is not None and tuple(shape) != tuple(task.input_shape):
-        raise ChildnetError(f"evaluate: the child reads inputs of shape {tuple(shape)}{made_for} but task "
-                            f"'{task.name}' has inputs of shape {tuple(task.input_shape)}; evaluate it on its own task")
+    trained_on = (lineage.task or {}).get("name") if lineage is not None else None
+    made_for = f" (trained on task '{trained_on}')" if trained_on and trained_on != task.name else ""
     if classes is not None and task.kind != "ranking" and int(classes) != task.num_classes:
         raise ChildnetError(f"evaluate: the child predicts {classes} classes{made_for} but task '{task.name}' has "
                             f"{task.num_classes}; evaluate it on its own task")
+    if shape is None or tuple(shape) == tuple(task.input_shape):
+        return
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(to_device(task.example_input(1), device))
+    except Exception as err:  # noqa: BLE001 - the network cannot read these inputs: that is the message
+        raise ChildnetError(f"evaluate: the child reads inputs of shape {tuple(shape)}{made_for} but task "
+                            f"'{task.name}' has inputs of shape {tuple(task.input_shape)} "
+                            f"({type(err).__name__}); evaluate it on its own task") from None
+    finally:
+        model.train(was)

@@ -68,6 +68,10 @@ def make_child(
         history=history or [],
         extra={k: task.meta[k] for k in ("classes", "standardize", "layout") if task.meta.get(k)} | (extra or {}),
     )
+    spec = getattr(model, "childnet_spec", None)
+    if isinstance(spec, dict) and spec.get("input_shape") is not None \
+            and tuple(spec["input_shape"]) != tuple(task.input_shape):  # a parent of another task's inputs
+        model.childnet_spec = {**spec, "input_shape": list(task.input_shape)}  # the child reads this task's
     model.eval()
     return Child(model, lineage, masks or {})
 
@@ -92,15 +96,17 @@ def fit_on(task: Task, model: nn.Module, train_cfg: TrainConfig, ctx: Context, *
     return fit(model, (task.x_train, task.y_train), train_cfg, **options)
 
 
-def check_parent_fits(method: str, parent_task: Task | None, task: Task) -> None:
-    """Refuse, before any training, a parent trained on a task whose inputs — or, for a method that keeps
-    the parent's output layer or learns from its outputs, classes — the child's task does not share.
+def check_parent_fits(method: str, parent_task: Task | None, task: Task, model: nn.Module | None = None) -> None:
+    """Refuse, before any training, a parent trained on a task whose classes — for a method that keeps the
+    parent's output layer or learns from its outputs — or inputs the child's task does not share.
 
     A parent trained on another task (``parent.task``, transfer) is fine for the tune family, which fits
     a new head; pruning it for a task with other classes kept its 10-way head on a 2-class task and
     scored 0 without an error, and KD crashed with a shape mismatch. Methods say how they use the
     parent with the registry's ``parent_use`` (see :class:`childnet.registry.Entry`); one without it is
-    not checked.
+    not checked. Inputs of another shape are not refused by shape alone — a CNN with adaptive pooling
+    reads 8×8 and 28×28 images alike — but, given the parent's ``model``, by running it on two of the
+    task's examples.
     """
     from ..registry import METHODS
 
@@ -108,14 +114,28 @@ def check_parent_fits(method: str, parent_task: Task | None, task: Task) -> None
     if use is None or parent_task is None or parent_task is task:
         return
     where = f"{method}: the parent's task '{parent_task.name}'"
-    if tuple(parent_task.input_shape) != tuple(task.input_shape):
-        raise ChildnetError(f"{where} has inputs of shape {tuple(parent_task.input_shape)} but task "
-                            f"'{task.name}' has {tuple(task.input_shape)}; {method} runs the parent on the task's "
-                            "inputs, so both need the same input shape (train the parent on this task: drop "
-                            "parent.task)")
     if use == "outputs" and parent_task.num_classes != task.num_classes:
         raise ChildnetError(f"{where} has {parent_task.num_classes} classes but task '{task.name}' has "
                             f"{task.num_classes}; {method} keeps the parent's output layer or learns from its "
                             "outputs, so they must be the task's classes. Train the parent on this task (drop "
                             "parent.task), or use a tune method (vanilla, child_tuning_f, lora, …), which fits a "
                             "new head")
+    if model is None or tuple(parent_task.input_shape) == tuple(task.input_shape):
+        return
+    import torch
+
+    from ..tasks.base import to_device
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(to_device(task.example_input(2), device))
+    except Exception as err:  # noqa: BLE001 - any failure of the forward pass is the mismatch we report
+        raise ChildnetError(f"{where} has inputs of shape {tuple(parent_task.input_shape)} but task '{task.name}' "
+                            f"has {tuple(task.input_shape)}, and the parent network cannot read them "
+                            f"({type(err).__name__}: {str(err)[:120]}); train the parent on this task (drop "
+                            "parent.task)") from None
+    finally:
+        model.train(was)
