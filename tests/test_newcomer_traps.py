@@ -337,3 +337,46 @@ def test_hkt_on_a_plain_module_with_a_head_and_refuses_one_without(digits_task):
             derive("hkt", headless, digits_task, child={"name": "plain_test"}, train={"epochs": 1})
     finally:
         MODELS._entries.pop("plain_test", None)
+
+
+def test_builder_frozen_layers_stay_frozen_through_pipeline_stages(tmp_path):
+    """A later stage built its parent from the incoming child with every parameter frozen, then unfroze
+    them all: the layer the builder freezes was trained again in generation 2."""
+    import torch
+    from pydantic import Field
+    from torch import nn
+
+    from childnet import Child, run_experiment
+    from childnet.models import ChildnetModel, Config
+    from childnet.registry import MODELS
+
+    class FrozenFirstConfig(Config):
+        hidden: int = Field(16, ge=1)
+
+    class FrozenFirst(ChildnetModel):
+        def __init__(self, hidden, n_out):
+            super().__init__()
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                                      nn.ReLU())
+            self.body[1].requires_grad_(False)
+            self.head = nn.Linear(hidden, n_out)
+
+        def forward_features(self, x):
+            return self.body(x)
+
+    MODELS.register("frozen_first_test", config=FrozenFirstConfig)(lambda cfg, shape, n: FrozenFirst(cfg.hidden, n))
+    try:
+        exp = {"name": "ff", "task": {"name": "digits", "n_train": 200},
+               "parent": {"model": {"name": "frozen_first_test"}, "train": {"epochs": 1}},
+               "stages": [{"name": "prune", "methods": [{"name": "oneshot", "sparsity": 0.3, "tune": {"epochs": 1}}]},
+                          {"name": "next", "methods": [{"name": "kd", "train": {"epochs": 1, "lr": 0.05}},
+                                                       {"name": "vanilla", "train": {"epochs": 1, "lr": 0.05}}]}],
+               "seeds": 1, "evaluate": {"latency": False, "device": False}}
+        run_experiment(exp, tmp_path / "run", quiet=True, workers=0)
+        kids = {p.parts[-2]: Child.load(p) for p in (tmp_path / "run" / "children").glob("*/*/seed0")}
+        first = kids["prune.oneshot"].model.body[1].weight
+        for label in ("next.kd", "next.vanilla"):
+            assert torch.equal(kids[label].model.body[1].weight, first), label
+            assert not torch.equal(kids[label].model.body[3].weight, kids["prune.oneshot"].model.body[3].weight), label
+    finally:
+        MODELS._entries.pop("frozen_first_test", None)

@@ -354,10 +354,11 @@ def _as_parent(child, task, source: str):
     from .parent import Parent
 
     model = child.model.eval()
+    frozen = tuple(n for n, p in model.named_parameters() if not p.requires_grad)  # its builder's: kept frozen
     for p in model.parameters():
         p.requires_grad_(False)
     return Parent(model, task, dict(child.lineage.architecture), state_fingerprint(model), source,
-                  dict(child.lineage.metrics), list(child.lineage.history))
+                  dict(child.lineage.metrics), list(child.lineage.history), frozen=frozen)
 
 
 def stage_inputs(payload: dict, task, root, mcfg, ctx) -> StageInputs:
@@ -394,6 +395,7 @@ def stage_inputs(payload: dict, task, root, mcfg, ctx) -> StageInputs:
         if problems:
             raise ConfigError(problems)
         mcfg = res[1]
+        ctx.extra["start_frozen"] = incoming.frozen
         if wired.start == "incoming":
             ctx.extra["start_model"] = incoming.model
         elif st.source != "root" and child.lineage.extra.get("shrunk_layout"):

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from ...config import Config, ModelSpec, ParentConfig
 from ...models.base import build_model
-from ...parent import Parent, get_parent
+from ...parent import Parent, get_parent, unfreeze
 from ...tasks.base import Task, num_examples, take
 from ...train import TrainConfig
 
@@ -51,9 +51,7 @@ def init_child(parent: Parent, task: Task, cfg: InheritConfig, ctx) -> torch.nn.
     """
     start = (ctx.extra or {}).get("start_model") if hasattr(ctx, "extra") else None
     if start is not None:
-        model = copy.deepcopy(start).to(ctx.device)
-        for p in model.parameters():
-            p.requires_grad_(True)
+        model = unfreeze(copy.deepcopy(start).to(ctx.device), ctx.extra.get("start_frozen", ()))
         return model.train()
     if cfg.init == "scratch":
         torch.manual_seed(ctx.seed)
