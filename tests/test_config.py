@@ -229,3 +229,10 @@ def test_a_label_yaml_reads_as_a_boolean_is_refused():
         load_experiment_text = yaml.safe_load("methods: [{name: scratch, label: on}]")
         parse_experiment(dict(BASE, **load_experiment_text))
     assert parse_experiment(dict(BASE, methods=[{"name": "scratch", "label": 1}])).methods[0].label == "1"
+
+
+def test_a_stage_label_yaml_reads_as_a_boolean_is_refused_too():
+    raw = dict(BASE, stages=[{"name": "prune", "methods": [{"name": "oneshot", "label": True}]}])
+    raw.pop("methods")
+    with pytest.raises(ConfigError, match=r"stages\[prune\]\.methods\[0\]\.label: expected a text label \(got True\)"):
+        parse_experiment(raw)

@@ -140,7 +140,10 @@ def test_data_mistakes_that_used_to_become_data(tmp_path):
     x = np.zeros((20, 4), np.float32)
     np.savez(tmp_path / "valid.npz", x_train=x, y_train=np.arange(20) % 2, x_test=x, y_test=np.arange(20) % 2,
              x_valid=x, y_valid=np.arange(20) % 2)
-    refused(r"has arrays \['x_valid', 'y_valid'\] that childnet does not read", path=str(tmp_path / "valid.npz"))
+    refused(r"has the arrays x_valid and y_valid, which childnet does not read as a split", path=str(tmp_path / "valid.npz"))
+    np.savez(tmp_path / "meta.npz", x_train=x, y_train=np.arange(20) % 2, x_test=x, y_test=np.arange(20) % 2,
+             x_mean=x.mean(0))  # metadata next to the splits is not a split: still loads
+    assert load_task({"name": "arrays", "path": str(tmp_path / "meta.npz")}).num_classes == 2
     np.savez(tmp_path / "ok.npz", x_train=x, y_train=np.arange(20) % 2, x_test=x, y_test=np.arange(20) % 2)
     refused("task.label_column: applies to .csv files only", path=str(tmp_path / "ok.npz"), label_column="y")
     (tmp_path / "str.csv").write_text("f1,f2,label\n" + "\n".join(r.split(",", 1)[1] for r in rows))
@@ -380,3 +383,23 @@ def test_builder_frozen_layers_stay_frozen_through_pipeline_stages(tmp_path):
             assert not torch.equal(kids[label].model.body[3].weight, kids["prune.oneshot"].model.body[3].weight), label
     finally:
         MODELS._entries.pop("frozen_first_test", None)
+
+
+def test_a_tiny_n_train_that_draws_one_class_names_the_fix(tmp_path):
+    x = np.random.default_rng(0).random((40, 4)).astype(np.float32)
+    np.savez(tmp_path / "b.npz", x_train=x, y_train=np.arange(40) % 2, x_test=x, y_test=np.arange(40) % 2)
+    from childnet.errors import ConfigError
+
+    bad = [s for s in range(40) if _refused({"name": "arrays", "path": str(tmp_path / "b.npz"), "n_train": 2,
+                                              "split_seed": s}, ConfigError)]
+    assert bad and len(bad) < 40  # depends on the draw; the message says so
+    with pytest.raises(ConfigError, match="try another split_seed"):
+        load_task({"name": "arrays", "path": str(tmp_path / "b.npz"), "n_train": 2, "split_seed": bad[0]})
+
+
+def _refused(spec, err) -> bool:
+    try:
+        load_task(spec)
+    except err:
+        return True
+    return False

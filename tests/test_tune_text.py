@@ -182,3 +182,11 @@ def test_predict_takes_texts_and_tokenises_them_as_the_task_did(minilm_parent, t
         predict(loaded, texts[0])
     with pytest.raises(ChildnetError, match="trained on the text task 'text-csv'; give it a list of strings"):
         predict(loaded, np.zeros((2, 16)))
+
+
+def test_text_csv_integer_labels_keep_their_kind(tmp_path):
+    """0/1 labels came back from predict as '0'/'1' (1/2 as integers): both are integers now."""
+    zero = _write_csv(tmp_path / "z.csv", [(t, int(lab == "pos")) for t, lab in SENTENCES])
+    one = _write_csv(tmp_path / "o.csv", [(t, 1 + int(lab == "pos")) for t, lab in SENTENCES])
+    assert load_task({"name": "text-csv", "path": str(zero), "max_length": 16}).meta["classes"] == [0, 1]
+    assert load_task({"name": "text-csv", "path": str(one), "max_length": 16}).meta["classes"] == [1, 2]

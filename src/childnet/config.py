@@ -256,6 +256,14 @@ def merge_blocks(base: dict, over: dict) -> dict:
     return out
 
 
+def _label(label: Any, where: str, problems: list[str]) -> str:
+    """A method entry's label as text; a boolean (YAML's on/off/yes/no) or a mapping is a problem."""
+    if isinstance(label, bool) or not isinstance(label, (str, int, float)):
+        yes_no = " (YAML reads on/off/yes/no as true/false: quote it)" if isinstance(label, bool) else ""
+        problems.append(f"{where}: expected a text label (got {label!r}){yes_no}")
+    return str(label)
+
+
 def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
     specs, labels = [], set()
     if not isinstance(raw_methods, list) or not raw_methods:
@@ -270,11 +278,7 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
             continue
         raw = dict(raw)
         select = raw.pop("select", None)
-        label = raw.pop("label", raw["name"])
-        if isinstance(label, bool) or not isinstance(label, (str, int, float)):
-            yes_no = " (YAML reads on/off/yes/no as true/false: quote it)" if isinstance(label, bool) else ""
-            problems.append(f"methods[{i}].label: expected a text label (got {label!r}){yes_no}")
-        label = str(label)
+        label = _label(raw.pop("label", raw["name"]), f"methods[{i}].label", problems)
         if label in labels:
             problems.append(f"methods[{i}].label: '{label}' is used twice; give each entry a unique label")
         labels.add(label)
@@ -351,7 +355,7 @@ def _stage_method(stage: str, i: int, raw, defaults: dict, problems: list[str],
         return None
     raw = dict(raw)
     name = raw["name"]
-    label = str(raw.get("label", name))
+    label = _label(raw.get("label", name), f"{where}.label", problems)
     wiring = {"label": f"{stage}.{label}"}
     cls = METHODS.get(name).config if name in METHODS else None
     fields = set(cls.model_fields) if cls else set()

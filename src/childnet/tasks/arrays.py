@@ -83,10 +83,12 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path} is not a readable .npz file of arrays ({err})") from None
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise DataError(f"{path} is not a readable .npz file of arrays ({err})") from None
-    stray = sorted(k for k in data if k[:2] in ("x_", "y_") and k not in (*REQUIRED, "x_val", "y_val"))
-    if stray:  # x_valid / y_valid would otherwise be dropped without a word
-        raise DataError(f"{path} has arrays {stray} that childnet does not read (it reads {list(REQUIRED)} and, "
-                        "for your own validation split, x_val and y_val); rename or remove them")
+    known = {*REQUIRED, "x_val", "y_val"}
+    splits = sorted(k[2:] for k in data if k.startswith("x_") and f"y_{k[2:]}" in data and k not in known)
+    if splits:  # an x_valid / y_valid pair is a split under another name: dropping it would lose it silently
+        raise DataError(f"{path} has the arrays x_{splits[0]} and y_{splits[0]}, which childnet does not read as a "
+                        f"split (it reads {list(REQUIRED)} and, for your own validation split, x_val and y_val); "
+                        "rename them")
     missing = [k for k in REQUIRED if k not in data]
     if ("x_val" in data) != ("y_val" in data):
         missing.append("y_val" if "x_val" in data else "x_val")

@@ -237,8 +237,10 @@ def split_train_val(x, y, cfg: TaskConfig, stratify: bool = True):
         why = (f"the validation split is empty (val_fraction {cfg.val_fraction} of {n} examples)" if len(va) == 0
                else f"the training split has {len(tr)} example(s) of {kinds} class(es) after holding out "
                     f"validation (val_fraction {cfg.val_fraction}{f', n_train {cfg.n_train}' if cfg.n_train else ''})")
+        fix = ("raise n_train, or try another split_seed (n_train draws its examples at random, not per class)"
+               if cfg.n_train and len(va) else "lower val_fraction" if len(va) else "raise val_fraction")
         raise ConfigError(f"task: {why}; a classifier needs at least 2 training examples of 2 classes and a "
-                          "validation example — lower val_fraction or raise n_train")
+                          f"validation example — {fix}")
     return tr, va
 
 

@@ -139,7 +139,7 @@ def _read_text_csv(path: Path, cfg: TextCsvConfig) -> tuple[list[str], list[str]
     return [t for t, _ in rows], [lab for _, lab in rows]
 
 
-def _encode_labels(raw: list[str], cfg: TextCsvConfig, path: Path) -> tuple[np.ndarray, list[str], int]:
+def _encode_labels(raw: list[str], cfg: TextCsvConfig, path: Path) -> tuple[np.ndarray, list, int]:
     """Labels as classes 0..K-1: integers 0..K-1 as they are, anything else (strings, 1-based or gapped
     integers) mapped in sorted order — see :func:`childnet.tasks.base.encode_labels`."""
     if any(lab == "" for lab in raw):
@@ -150,7 +150,8 @@ def _encode_labels(raw: list[str], cfg: TextCsvConfig, path: Path) -> tuple[np.n
     except (ValueError, OverflowError):
         y = np.asarray(raw)
     ys, num_classes, classes = encode_labels({"y": y}, cfg.num_classes, f"{path} column '{cfg.label_column}'")
-    return ys["y"], classes or [str(i) for i in range(num_classes)], num_classes
+    # 0..K-1 integer labels are their own names (predict answers 0 and 1, as written, not '0' and '1')
+    return ys["y"], classes if classes is not None else list(range(num_classes)), num_classes
 
 
 @TASKS.register("text-csv", config=TextCsvConfig)
