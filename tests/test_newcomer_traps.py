@@ -293,10 +293,22 @@ def test_childnet_plugins_brings_your_model_to_the_cli_and_its_workers(tmp_path,
         monkeypatch.setenv("CHILDNET_PLUGINS", "missing.py, not_a_module_xyz")
         proc = run_cli("validate", "exp.yaml")
         assert proc.returncode == 2 and "CHILDNET_PLUGINS" in proc.stderr and "missing.py: no such file" in proc.stderr
+        (tmp_path / "needs.py").write_text("import not_installed_pkg_xyz\n")
+        monkeypatch.setenv("CHILDNET_PLUGINS", "needs.py")
+        proc = run_cli("validate", "exp.yaml")
+        assert proc.returncode == 2 and "needs the module 'not_installed_pkg_xyz', which is not installed" in proc.stderr
         (tmp_path / "broken.py").write_text("raise RuntimeError('oops')\n")
         monkeypatch.setenv("CHILDNET_PLUGINS", "broken.py")
         proc = run_cli("validate", "exp.yaml")
         assert proc.returncode == 2 and "importing" in proc.stderr and "RuntimeError: oops" in proc.stderr
+        # a script that imports the file itself while the variable names it too: one registration, no error
+        monkeypatch.setenv("CHILDNET_PLUGINS", "my_models.py")
+        script = tmp_path / "script.py"
+        script.write_text("import my_models\nimport childnet\nfrom childnet.plugins import load_plugins\n"
+                          "load_plugins()\nprint(childnet.registry.MODELS.get('plugin_wide').name)\n")
+        again = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300,
+                               cwd=tmp_path)
+        assert again.returncode == 0 and again.stdout.strip() == "plugin_wide", again.stderr
     finally:
         MODELS._entries.pop("plugin_wide", None)
         plugins._loaded.clear()

@@ -81,6 +81,10 @@ def load_plugins(spec: str | None = None) -> list[str]:
         except ChildnetError:
             raise
         except ModuleNotFoundError as err:
+            if entry.startswith(os.sep) or entry.endswith(".py") or (err.name and err.name != entry
+                                                                      and not entry.startswith(err.name + ".")):
+                raise ChildnetError(f"{ENV}: importing {entry!r} failed: it needs the module {err.name!r}, which is "
+                                    "not installed") from None
             raise ChildnetError(f"{ENV}: cannot import {entry!r} ({err}); give the path of a .py file, or a module "
                                 "on PYTHONPATH") from None
         except Exception as err:  # the plugin's own error: say which plugin, keep its message

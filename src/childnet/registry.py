@@ -47,6 +47,13 @@ class Entry:
         return doc[0] if doc else ""
 
 
+def _same_source(a: Callable, b: Callable) -> bool:
+    """Two functions defined by the same lines of the same file (a module imported under two names)."""
+    ca, cb = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    return (ca is not None and cb is not None and ca.co_filename == cb.co_filename
+            and ca.co_firstlineno == cb.co_firstlineno and a.__qualname__ == b.__qualname__)
+
+
 class Registry:
     """A name → :class:`Entry` map with helpful errors for unknown names."""
 
@@ -58,8 +65,12 @@ class Registry:
         """Decorator registering ``fn`` under ``name``."""
 
         def deco(fn):
-            if name in self._entries and self._entries[name].fn is not fn:
-                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            old = self._entries.get(name)
+            if old is not None and old.fn is not fn:
+                if _same_source(old.fn, fn):  # one file imported twice (a script, and CHILDNET_PLUGINS): the first
+                    return fn                 # registration stands, so configs built from it stay valid
+                where = getattr(getattr(old.fn, "__code__", None), "co_filename", "?")
+                raise ChildnetError(f"{self.kind} '{name}' is registered twice (first in {where}); give it another name")
             self._entries[name] = Entry(name, fn, config, family, dict(meta))
             return fn
 
