@@ -236,3 +236,15 @@ def test_a_stage_label_yaml_reads_as_a_boolean_is_refused_too():
     raw.pop("methods")
     with pytest.raises(ConfigError, match=r"stages\[prune\]\.methods\[0\]\.label: expected a text label \(got True\)"):
         parse_experiment(raw)
+
+
+def test_a_sweep_a_pipeline_overrides_is_refused():
+    """A later stage's `child: same` takes the incoming child's architecture: `sweep: {child.width: ...}`
+    set nothing, yet doubled the units."""
+    stages = [{"name": "prune", "methods": [{"name": "oneshot", "tune": {"epochs": 1}}]},
+              {"name": "distil", "methods": [{"name": "kd", "train": {"epochs": 1}}]}]
+    raw = {k: v for k, v in BASE.items() if k != "methods"}
+    with pytest.raises(ConfigError, match=r"sweep\.child\.width: no method in this experiment has a field 'child'"):
+        parse_experiment(dict(raw, stages=stages, sweep={"child.width": [4, 8]}))
+    root_kd = [{"name": "distil", "methods": [{"name": "kd", "child": {"name": "cnn"}, "train": {"epochs": 1}}]}]
+    assert len(parse_experiment(dict(raw, stages=root_kd, sweep={"child.width": [4, 8]})).settings()) == 2

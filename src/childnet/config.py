@@ -264,7 +264,9 @@ def _label(label: Any, where: str, problems: list[str]) -> str:
     return str(label)
 
 
-def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
+def _method_specs(raw_methods, defaults, sweep, problems, unswept: list[set[str]] | None = None) -> list[dict]:
+    """``methods:`` → validated method specs. ``unswept[i]``: fields entry ``i`` takes from elsewhere (a
+    pipeline's ``child: same``), which a sweep therefore cannot set for it."""
     specs, labels = [], set()
     if not isinstance(raw_methods, list) or not raw_methods:
         problems.append(f"methods: expected a non-empty list of methods (got {raw_methods!r})")
@@ -292,7 +294,8 @@ def _method_specs(raw_methods, defaults, sweep, problems) -> list[dict]:
         used_defaults |= set(opts)
         # a block given in both merges key by key (defaults.train.epochs + train.lr)
         opts = merge_blocks(opts, {k: v for k, v in raw.items() if k != "name"})
-        swept = {k: vals for k, vals in sweep.items() if _sets_method_field(k, fields) and isinstance(vals, list) and vals}
+        own = fields - (unswept[i] if unswept else set())
+        swept = {k: vals for k, vals in sweep.items() if _sets_method_field(k, own) and isinstance(vals, list) and vals}
         used_defaults |= {k for k in swept if "." not in k}
         used_sweep |= set(swept)
         for k in sorted(k for k in swept if _has_path({x: v for x, v in raw.items() if x != "name"}, k)):
@@ -406,7 +409,7 @@ def _stage_specs(raw: dict, defaults: dict, sweep: dict, problems: list[str]) ->
     if not isinstance(stages, list) or not stages:
         problems.append(f"stages: expected a non-empty list of {{name, methods}} (got {stages!r})")
         return [], []
-    entries, specs, names, where = [], [], [], []
+    entries, specs, names, where, unswept = [], [], [], [], []
     for i, st in enumerate(stages):
         if not isinstance(st, dict) or not isinstance(st.get("name"), str) or not st.get("name"):
             problems.append(f"stages[{i}]: expected a mapping with a name and methods (got {st!r:.80})")
@@ -430,12 +433,13 @@ def _stage_specs(raw: dict, defaults: dict, sweep: dict, problems: list[str]) ->
             got = _stage_method(name, j, m, defaults, problems, default_same=source != "root")
             if got is not None:
                 entries.append(got[0])
+                unswept.append({"child"} if got[1].get("same_child") else set())
                 where.append(f"stages[{name}].methods[{j}]")
                 wired.append(got[1])
         specs.append({"name": name, "source": source, "methods": wired})
     problems.extend(_stage_graph_problems(specs))
     before = len(problems)
-    flat = _method_specs(entries, defaults, sweep, problems) if entries else []
+    flat = _method_specs(entries, defaults, sweep, problems, unswept) if entries else []
     for k in range(before, len(problems)):  # the flat index → the stage and the index within it
         problems[k] = re.sub(r"^methods\[(\d+)\]", lambda m: where[int(m.group(1))], problems[k])
     return flat, specs
