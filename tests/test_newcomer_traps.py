@@ -415,3 +415,15 @@ def _refused(spec, err) -> bool:
     except err:
         return True
     return False
+
+
+def test_a_later_stage_taught_by_the_root_parent_is_checked_too(tmp_path, run_cli):
+    raw = yaml.safe_load(_transfer_experiment(tmp_path, ["vanilla"]).read_text())
+    raw.pop("methods")
+    raw["stages"] = [{"name": "tune", "methods": [{"name": "vanilla", "train": {"epochs": 1}}]},
+                     {"name": "distil", "methods": [{"name": "kd", "teacher": "root", "train": {"epochs": 1}}]}]
+    exp = tmp_path / "pipe.yaml"
+    exp.write_text(yaml.safe_dump(raw))
+    for cmd in (("validate", exp), ("run", exp, "--out", tmp_path / "run", "--workers", "0", "--quiet")):
+        proc = run_cli(*cmd)
+        assert proc.returncode == 2 and "kd: the parent's task 'digits' has 10 classes" in proc.stderr, proc.stderr

@@ -103,8 +103,8 @@ def run_unit(payload: dict) -> dict:
         ev = EvaluateConfig.model_validate(payload["evaluate"])
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
         stage = _stage_inputs(payload, task, parent, mcfg, ctx)
-        if not stage:  # a parent trained on another task (validated before the run; here with its network)
-            check_parent_fits(name, parent.task, task, parent.model)
+        used = stage.parent if stage else parent  # a parent trained on another task (the root parent, or a
+        check_parent_fits(name, used.task, task, used.model)  # stage's teacher: root): checked with its network
         child = derive_selected(name, payload.get("select"), stage.parent if stage else parent, task,
                                 stage.config if stage else mcfg, ctx, metric=payload["metric"])
         evaluate(child, task, device=payload["device"], latency=ev.latency, repeats=ev.repeats,

@@ -115,11 +115,13 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
     checked: list[str] = []
     tasks: dict[str, object] = {}
     later = set()  # a pipeline's methods that derive from a stage's child, not from the parent
+    root_taught: set = set()  # … except those whose teacher is the root parent
     if cfg.stages:
         from .pipeline import check_stages
 
         check_stages(cfg)
         later = {m.label for st in cfg.stages if st.source != "root" for m in st.methods}
+        root_taught = {m.label for st in cfg.stages for m in st.methods if m.teacher == "root"}
 
     def attempt(what: str, fn, *args) -> object | None:
         try:
@@ -155,7 +157,7 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
                 attempt(f"{where}.{field}", _child_net, model_spec, task, f"{where}.{field} {model_spec.get('name')}")
             if hasattr(mcfg, "space"):
                 attempt(where, _space_net, mcfg, task, where)
-            if mspec.label not in later:
+            if mspec.label not in later or mspec.label in root_taught:
                 attempt(where, check_parent_fits, mspec.name, ptask, task, parent)
             check = _method_check(mspec.name)
             if check is not None and parent is not None:  # a method's own check against the parent (lora, tp)

@@ -127,7 +127,8 @@ def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_
     by_key: dict[str, dict] = {}
     if cfg.parent.task is not None:  # transfer: every setting's task must fit the methods that use the parent
         ptask = load_task(cfg.parent.task)
-        later = {m.label for st in cfg.stages if st.source != "root" for m in st.methods}
+        # a later stage's method learns from the incoming child, unless its teacher is the root parent
+        later = {m.label for st in cfg.stages if st.source != "root" for m in st.methods if m.teacher != "root"}
         problems = []
         for s in cfg.settings():
             task = load_task(cfg.task_for(s))
