@@ -427,3 +427,15 @@ def test_a_later_stage_taught_by_the_root_parent_is_checked_too(tmp_path, run_cl
     for cmd in (("validate", exp), ("run", exp, "--out", tmp_path / "run", "--workers", "0", "--quiet")):
         proc = run_cli(*cmd)
         assert proc.returncode == 2 and "kd: the parent's task 'digits' has 10 classes" in proc.stderr, proc.stderr
+
+
+def test_derive_selects_on_validation_like_an_experiment(tiny_parent, digits_task):
+    """select was an experiment-file feature only (derive: 'kd.select: unknown field')."""
+    child = derive("scratch", tiny_parent, digits_task, child={"name": "mlp", "hidden": [8]}, train={"epochs": 1},
+                   select={"lr": [1e-3, 3e-2]})
+    tried = child.lineage.extra["select"]["candidates"]
+    assert [c["values"] for c in tried] == [{"train.lr": 1e-3}, {"train.lr": 3e-2}]
+    best = max(tried, key=lambda c: c["val"])
+    assert child.lineage.config["train"]["lr"] == best["values"]["train.lr"]
+    with pytest.raises(ChildnetError, match=r"scratch\.select.*no field 'lrr'"):
+        derive("scratch", tiny_parent, digits_task, select={"lrr": [1e-3]})

@@ -26,7 +26,8 @@ def method_config(method: str, cfg=None):
     return res[1] if entry.config else None
 
 
-def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = "cpu", progress=None, **options):
+def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = "cpu", progress=None,
+           select: dict | None = None, metric: str = "accuracy", **options):
     """Derive one child of ``parent`` on ``task`` with a registered method.
 
     Args:
@@ -38,6 +39,11 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
             experiment's ``defaults`` merge.
         seed: the child's seed.
         device: torch device.
+        select: choose hyper-parameters on validation, as an experiment's ``select:`` block
+            (``{"lr": [1e-3, 3e-3]}``, or ``{"strategy": "optuna", "trials": 8, ...}``): every candidate is
+            trained with ``seed`` and the one with the best validation ``metric`` is returned; its lineage
+            (``extra["select"]``) lists every candidate's score.
+        metric: the validation metric ``select`` ranks by (``accuracy``, ``nll``, ``hr@10``, …).
     """
     import numbers
 
@@ -54,7 +60,16 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
     cfg = method_config(method, cfg)
     _check_derive_inputs(method, parent, task)
     ctx = Context(seed=seed, device=device, progress=progress)
-    return METHODS.get(method).fn(parent, task, cfg, ctx)
+    if select is None:
+        return METHODS.get(method).fn(parent, task, cfg, ctx)
+    from .select import check_select, derive_selected
+
+    problems: list[str] = []
+    block = check_select(select, method, cfg.model_dump(exclude_unset=True) if cfg is not None else {},
+                         f"{method}.select", problems)
+    if problems:
+        raise ConfigError(problems)
+    return derive_selected(method, block, parent, task, cfg, ctx, metric=metric)
 
 
 def _check_derive_inputs(method: str, parent, task) -> None:
