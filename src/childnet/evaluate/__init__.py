@@ -95,10 +95,8 @@ def _check_fits(child, model: nn.Module, task: Task) -> None:
     """A child built for other classes than ``task``'s, or for inputs it cannot read, is refused with a
     sentence (it failed with a matrix-shape error, or — same inputs, other classes — scored against the
     wrong labels). Inputs of another shape that the network reads (adaptive pooling) are fine."""
-    import torch
-
     from ..errors import ChildnetError
-    from ..tasks.base import to_device
+    from ..models.base import forward_error
 
     lineage = getattr(child, "lineage", None)
     arch = (getattr(lineage, "architecture", None) or getattr(model, "childnet_spec", None) or {})
@@ -110,15 +108,8 @@ def _check_fits(child, model: nn.Module, task: Task) -> None:
                             f"{task.num_classes}; evaluate it on its own task")
     if shape is None or tuple(shape) == tuple(task.input_shape):
         return
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    was = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(to_device(task.example_input(1), device))
-    except Exception as err:  # noqa: BLE001 - the network cannot read these inputs: that is the message
+    err = forward_error(model, task.example_input(1))
+    if err is not None:
         raise ChildnetError(f"evaluate: the child reads inputs of shape {tuple(shape)}{made_for} but task "
                             f"'{task.name}' has inputs of shape {tuple(task.input_shape)} "
-                            f"({type(err).__name__}); evaluate it on its own task") from None
-    finally:
-        model.train(was)
+                            f"({type(err).__name__}); evaluate it on its own task")

@@ -122,20 +122,11 @@ def check_parent_fits(method: str, parent_task: Task | None, task: Task, model: 
                             "new head")
     if model is None or tuple(parent_task.input_shape) == tuple(task.input_shape):
         return
-    import torch
+    from ..models.base import forward_error
 
-    from ..tasks.base import to_device
-
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    was = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(to_device(task.example_input(2), device))
-    except Exception as err:  # noqa: BLE001 - any failure of the forward pass is the mismatch we report
+    err = forward_error(model, task.example_input(2))
+    if err is not None:
         raise ChildnetError(f"{where} has inputs of shape {tuple(parent_task.input_shape)} but task '{task.name}' "
                             f"has {tuple(task.input_shape)}, and the parent network cannot read them "
                             f"({type(err).__name__}: {str(err)[:120]}); train the parent on this task (drop "
-                            "parent.task)") from None
-    finally:
-        model.train(was)
+                            "parent.task)")

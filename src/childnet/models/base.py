@@ -133,6 +133,24 @@ def _meta_params(name: str, cfg, input_shape, num_classes) -> int | None:
     return sum(p.numel() for p in model.parameters())
 
 
+def forward_error(model: nn.Module, x) -> Exception | None:
+    """Run ``model`` on ``x`` (eval mode, no gradients, on the model's device): None if it reads them, else
+    the error — how a network is asked whether inputs of another shape suit it (adaptive pooling does)."""
+    from ..tasks.base import to_device
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(to_device(x, device))
+    except Exception as err:  # noqa: BLE001 - any failure of the forward pass is the answer
+        return err
+    finally:
+        model.train(was)
+    return None
+
+
 def model_spec(model: nn.Module) -> dict:
     """The spec ``build_model`` stamped on ``model`` (raises if it was built some other way)."""
     spec = getattr(model, "childnet_spec", None)
