@@ -439,3 +439,19 @@ def test_derive_selects_on_validation_like_an_experiment(tiny_parent, digits_tas
     assert child.lineage.config["train"]["lr"] == best["values"]["train.lr"]
     with pytest.raises(ChildnetError, match=r"scratch\.select.*no field 'lrr'"):
         derive("scratch", tiny_parent, digits_task, select={"lrr": [1e-3]})
+
+
+def test_predict_refuses_channels_last_images(tmp_path):
+    """(N, H, W, C) images have as many values as (N, C, H, W): predict reshaped them and answered wrongly."""
+    from childnet import get_parent, predict
+
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 3, 6, 6)).astype(np.float32)
+    np.savez(tmp_path / "rgb.npz", x_train=x, y_train=np.arange(60) % 2, x_test=x[:10], y_test=np.arange(10) % 2)
+    task = load_task({"name": "arrays", "path": str(tmp_path / "rgb.npz")})
+    parent = get_parent({"model": {"name": "cnn", "width": 4, "depth": 2}, "train": {"epochs": 1}}, task)
+    child = derive("scratch", parent, task, child={"name": "cnn", "width": 4, "depth": 2}, train={"epochs": 0})
+    with pytest.raises(ChildnetError, match=r"got \(6, 6, 3\).*channels-last images\? x\.transpose\(0, 3, 1, 2\)"):
+        predict(child, x[:4].transpose(0, 2, 3, 1))
+    assert predict(child, x[:4].reshape(4, -1)).shape == (4,)  # flat examples are read as the task read them
+    assert predict(child, x[:4, :, None]).shape == (4,)  # an extra singleton axis too

@@ -215,7 +215,13 @@ def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: boo
                             f"{', '.join(map(str, rows[:5]))}{' …' if len(rows) > 5 else ''}); the child was "
                             "trained on finite inputs, so fill or drop them first")
     if shape and tuple(x.shape[1:]) != shape and len(x) and x[0].numel() == int(np.prod(shape)):
-        x = x.reshape(len(x), *shape)  # the same reshape the task did, e.g. (N, L, 1) -> (N, 1, L)
+        got = tuple(x.shape[1:])
+        if x.dim() > 2 and [d for d in got if d != 1] != [d for d in shape if d != 1]:
+            hint = (f"; channels-last images? x.transpose(0, {x.dim() - 1}, {', '.join(map(str, range(1, x.dim() - 1)))})"
+                    if got[-1] == shape[0] and got[:-1] == shape[1:] else "")
+            raise ChildnetError(f"predict: each example should have the child's input shape {shape}; got {got}, "
+                                f"the same number of values in another order, which would be read wrongly{hint}")
+        x = x.reshape(len(x), *shape)  # the same reshape the task did, e.g. (N, L, 1) -> (N, 1, L), or flat
     if extra.get("standardize"):
         x = apply_standardize(x, extra["standardize"])
     model = child.model.to(device).eval()

@@ -21,15 +21,12 @@ __all__ = ["dry_run"]
 
 def _forward(model: torch.nn.Module, task, what: str) -> None:
     """One forward pass of two test examples in eval mode; the output must be (2, num_classes)."""
+    from .models.base import check_runs_on
+
+    check_runs_on(model, task, what)
     model.eval()
     with torch.no_grad():
-        try:
-            out = model(task.example_input(2))
-        except ChildnetError:
-            raise
-        except (RuntimeError, ValueError, TypeError, IndexError) as err:
-            raise ChildnetError(f"{what} cannot run on this task's inputs of shape {task.input_shape} "
-                                f"({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        out = model(task.example_input(2))
     if tuple(out.shape) != (2, task.num_classes):
         raise ChildnetError(f"{what} outputs shape {tuple(out.shape)[1:]} per example, the task has "
                             f"{task.num_classes} classes")

@@ -25,7 +25,7 @@ from .child import state_fingerprint
 from .config import ParentConfig, canonical_spec, stable_hash
 from .errors import ChildnetError, ConfigError, TrainingDiverged
 from .evaluate import evaluate_model
-from .models.base import build_model
+from .models.base import build_model, check_runs_on
 from .registry import MODELS, TASKS
 from .tasks.base import Task, data_fingerprint, load_task
 from .train import RNG_LOCK, fit, seed_everything
@@ -191,6 +191,7 @@ def get_parent(
     if cfg.pretrained:
         _check_pretrained(cfg)
         return _finish(model, ptask, cfg, "pretrained", device)
+    check_runs_on(model, ptask, f"parent.model {cfg.model.get('name')}")  # before any training
     key = _key(cfg, ptask)
     folder = cache_dir() / "parents" / key
     if use_cache and folder.exists():

@@ -151,6 +151,19 @@ def forward_error(model: nn.Module, x) -> Exception | None:
     return None
 
 
+def check_runs_on(model: nn.Module, task, what: str) -> None:
+    """Refuse with a sentence a network that cannot run on ``task``'s inputs (two test examples): a CNN on a
+    ranking task's sequences failed deep inside training with an AttributeError."""
+    err = forward_error(model, task.example_input(2))
+    if err is None:
+        return
+    if isinstance(err, ChildnetError):
+        raise err
+    inputs = f"inputs of shape {tuple(task.input_shape)}" if task.input_shape else f"{task.kind} inputs"
+    first = (str(err).splitlines() or [""])[0]
+    raise ChildnetError(f"{what} cannot run on task '{task.name}' ({inputs}): {type(err).__name__}: {first[:160]}")
+
+
 def model_spec(model: nn.Module) -> dict:
     """The spec ``build_model`` stamped on ``model`` (raises if it was built some other way)."""
     spec = getattr(model, "childnet_spec", None)
