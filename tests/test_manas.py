@@ -183,3 +183,29 @@ def test_ranking_methods_refuse_classification_tasks():
     images = Task("imgs", x, y, x, y, x, y, num_classes=2, input_shape=(3,), kind="tabular")
     with pytest.raises(ConfigError, match="needs a ranking task"):
         derive("manas", None, images, {"search_epochs": 0, "final_epochs": 0}, seed=0)
+
+
+def test_sequences_file_mistakes_get_a_sentence(tmp_path, run_cli):
+    """An unquoted sequence in a .csv was cut to its first item (history 1, then an internal error in
+    MANAS); a short first row set history 1 past the field's bounds; a BOM hid the 'uid' column; a CNN
+    parent on the ranking task crashed with a traceback in validate and run."""
+    rows = seq_rows()
+    unquoted = tmp_path / "u.csv"
+    unquoted.write_text("uid,iid,sequence\n" + "\n".join(f"{u},{i},{s}" for u, i, _, s in rows) + "\n")
+    with pytest.raises(DataError, match=r"line 2 has 6 fields, the header has 3 \(a sequence with commas"):
+        load_task({"name": "sequences", "path": str(unquoted)})
+    short = write_seq(tmp_path / "short.tsv", [(999, 5, 1, "3")] + rows)
+    with pytest.raises(DataError, match=r"first row's sequence has 1 items.*task\.history accepts 2–11"):
+        load_task({"name": "sequences", "path": str(short)})
+    assert load_task({"name": "sequences", "path": str(short), "history": 4}).meta["history"] == 4
+    bom = tmp_path / "bom.tsv"
+    bom.write_bytes(b"\xef\xbb\xbf" + write_seq(tmp_path / "plain.tsv", rows).read_bytes())
+    assert load_task({"name": "sequences", "path": str(bom)}).kind == "ranking"
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump({"task": {"name": "sequences", "path": str(bom)},
+                                   "parent": {"model": {"name": "cnn", "width": 4}, "train": {"epochs": 1}},
+                                   "methods": [{"name": "bpr_mf", "epochs": 1, "dim": 8}], "seeds": 1}))
+    for cmd in (("validate", exp), ("run", exp, "--out", tmp_path / "run", "--workers", "0", "--quiet")):
+        proc = run_cli(*cmd)
+        assert proc.returncode == 2 and "parent.model cnn cannot run on task 'sequences' (ranking inputs)" in proc.stderr, \
+            proc.stderr

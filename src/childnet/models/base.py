@@ -159,7 +159,8 @@ def check_runs_on(model: nn.Module, task, what: str) -> None:
         return
     if isinstance(err, ChildnetError):
         raise err
-    inputs = f"inputs of shape {tuple(task.input_shape)}" if task.input_shape else f"{task.kind} inputs"
+    inputs = (f"{task.kind} inputs" if task.kind in ("ranking", "text") or not task.input_shape
+              else f"inputs of shape {tuple(task.input_shape)}")
     first = (str(err).splitlines() or [""])[0]
     raise ChildnetError(f"{what} cannot run on task '{task.name}' ({inputs}): {type(err).__name__}: {first[:160]}")
 

@@ -65,7 +65,7 @@ def _read_rows(path: Path, where: str) -> tuple[list[str], list[str], list[str]]
     stem = path.name[:-3] if path.suffix == ".gz" else path.name
     delimiter = "\t" if stem.endswith(".tsv") else ","
     try:
-        with opener(path, "rt", newline="") as fh:
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as fh:  # a BOM (Excel's CSV) is not a name
             rows = list(csv.reader(fh, delimiter=delimiter))
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{where}: cannot read {path} ({err})") from None
@@ -78,8 +78,10 @@ def _read_rows(path: Path, where: str) -> tuple[list[str], list[str], list[str]]
     idx = [header.index(c) for c in REQUIRED_COLUMNS]
     cols: list[list[str]] = [[], [], []]
     for n, r in enumerate(rows[1:], start=2):
-        if len(r) < len(header):
-            raise DataError(f"{where}: {path} line {n} has {len(r)} fields, the header has {len(header)}")
+        if len(r) != len(header):
+            quote = (" (a sequence with commas in a .csv must be quoted, \"1,2,3\", or the file tab-separated .tsv)"
+                     if len(r) > len(header) else "")
+            raise DataError(f"{where}: {path} line {n} has {len(r)} fields, the header has {len(header)}{quote}")
         for c, i in zip(cols, idx):
             c.append(r[i].strip())
     return cols[0], cols[1], cols[2]
@@ -140,6 +142,12 @@ def build_ranking_task(name: str, spec: dict, cfg: RankingTaskConfig, uid: list[
                        seqs: list[np.ndarray], where: str) -> Task:
     """Leave-last-out split per user and sampled candidate lists; see the module docstring."""
     hist = cfg.history or len(seqs[0])
+    limits = type(cfg).model_fields["history"].metadata
+    low = next((m.ge for m in limits if getattr(m, "ge", None) is not None), 2)
+    high = next((m.le for m in limits if getattr(m, "le", None) is not None), 11)
+    if cfg.history is None and not low <= hist <= high:
+        raise DataError(f"{where}: the first row's sequence has {hist} items, so the history would be {hist}; "
+                        f"task.history accepts {low}–{high}: set it (rows with fewer items are dropped and counted)")
     keep_row = np.array([len(s) >= hist for s in seqs])
     short_rows = int((~keep_row).sum())
     users_raw = np.array(uid, dtype=object)
