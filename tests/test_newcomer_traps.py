@@ -455,3 +455,19 @@ def test_predict_refuses_channels_last_images(tmp_path):
         predict(child, x[:4].transpose(0, 2, 3, 1))
     assert predict(child, x[:4].reshape(4, -1)).shape == (4,)  # flat examples are read as the task read them
     assert predict(child, x[:4, :, None]).shape == (4,)  # an extra singleton axis too
+
+
+def test_validate_catches_what_run_would_refuse(tmp_path, run_cli):
+    """validate said ok to a ranking metric on a classifier and to MANAS on images; run then refused, or
+    trained the parent before the unit failed. Both now stop in validate and before any training."""
+    raw = {"task": {"name": "digits", "n_train": 100},
+           "parent": {"model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1}},
+           "methods": [{"name": "scratch", "child": {"name": "mlp", "hidden": [4]}}, "manas"],
+           "metric": "hr@10", "seeds": 1}
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump(raw))
+    for cmd in (("validate", exp), ("run", exp, "--out", tmp_path / "run", "--workers", "0", "--quiet")):
+        proc = run_cli(*cmd)
+        assert proc.returncode == 2, proc.stderr
+        assert "metric: 'hr@10' needs a ranking task" in proc.stderr and "manas needs a ranking task" in proc.stderr
+    assert not (tmp_path / "run" / "results.jsonl").exists()

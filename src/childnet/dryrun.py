@@ -99,13 +99,21 @@ def _method_check(name: str):
     return METHODS.get(name).meta.get("check")
 
 
+def _kind_of(method: str, task) -> str:
+    """The task kind ``method`` needs (the task's own when it needs none)."""
+    from .registry import METHODS
+
+    return METHODS.get(method).meta.get("task_kind") or task.kind
+
+
 def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) -> list[str]:
     """Load each setting's task, build the parent and every method's child networks; return what was checked.
 
     Raises:
         ChildnetError: every problem found, one sentence each.
     """
-    from .methods.base import check_parent_fits
+    from .evaluate.ranking import check_metric_fits
+    from .methods.base import check_parent_fits, check_task_kind
     from .tasks.base import load_task
 
     problems: list[str] = []
@@ -139,6 +147,7 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
         task = tasks[key]
         if task is None:
             continue
+        attempt("metric", check_metric_fits, cfg.metric, task)
         ptask = task if cfg.parent.task is None else attempt("parent.task", load_task, cfg.parent.task)
         if ptask is None:
             continue
@@ -147,6 +156,9 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
             checked.append(f"parent {cfg.parent.model.get('name')}")
         for mspec in cfg.methods:
             where = f"methods[{mspec.label}]" + ("" if setting.id == "default" else f" ({setting.id})")
+            if task.kind != _kind_of(mspec.name, task):  # MANAS on images: its networks would not build either
+                attempt(where, check_task_kind, mspec.name, task)
+                continue
             mcfg = attempt(where, cfg.method_config, mspec, setting)
             if mcfg is None:
                 continue

@@ -118,36 +118,16 @@ def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_
     run folder for the workers, so that no worker trains a parent of its own.
     """
     from .checkpoint import save_tensors
-    from .evaluate.ranking import check_metric_fits
-    from .methods.base import check_parent_fits
     from .parent import get_parent
-    from .tasks.base import load_task
 
     handed: dict[str, dict] = {}
     by_key: dict[str, dict] = {}
-    if cfg.parent.task is not None:  # transfer: every setting's task must fit the methods that use the parent
-        ptask = load_task(cfg.parent.task)
-        # a later stage's method learns from the incoming child, unless its teacher is the root parent
-        later = {m.label for st in cfg.stages if st.source != "root" for m in st.methods if m.teacher != "root"}
-        problems = []
-        for s in cfg.settings():
-            task = load_task(cfg.task_for(s))
-            check_metric_fits(cfg.metric, task)
-            for m in cfg.methods:
-                try:
-                    if m.label not in later:
-                        check_parent_fits(m.name, ptask, task)
-                except ChildnetError as err:
-                    problems.append(f"methods[{m.label}]{'' if s.id == 'default' else f' ({s.id})'}: {err}")
-        if problems:
-            raise ChildnetError(problems[0] if len(problems) == 1 else
-                                f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
+    tasks = _check_settings(cfg)  # every setting's task against the metric and the methods, before any training
     for s in cfg.settings():
         task_spec = cfg.task_for(s)
         key = stable_hash({"task": cfg.parent.task or task_spec, "parent": cfg.parent.model_dump()})
         if key not in by_key:
-            task = load_task(task_spec)
-            check_metric_fits(cfg.metric, task)  # e.g. hr@10 on a classifier, before any training
+            task = tasks[s.id]
             with progress_factory("parent") as cb:
                 parent = get_parent(cfg.parent, task, device=device, log=log, progress=cb)
             log(f"parent: {parent.spec.get('name')} — test accuracy "
@@ -166,6 +146,42 @@ def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_
                                    history=parent.history)
         handed[s.id] = by_key[key]
     return handed
+
+
+def _check_settings(cfg: ExperimentConfig) -> dict:
+    """Load every setting's task and refuse, all problems at once, a metric it cannot compute (hr@10 on a
+    classifier), a method that needs another kind of task (MANAS on images) and — with a parent trained on
+    another task — a method whose use of the parent does not fit (:func:`check_parent_fits`). Returns the
+    tasks by setting id."""
+    from .evaluate.ranking import check_metric_fits
+    from .methods.base import check_parent_fits, check_task_kind
+    from .tasks.base import load_task
+
+    ptask = load_task(cfg.parent.task) if cfg.parent.task is not None else None
+    # a later stage's method learns from the incoming child, unless its teacher is the root parent
+    later = {m.label for st in cfg.stages if st.source != "root" for m in st.methods if m.teacher != "root"}
+    tasks, loaded, problems = {}, {}, []
+    for s in cfg.settings():
+        spec = cfg.task_for(s)
+        key = json.dumps(spec, sort_keys=True, default=str)
+        task = tasks[s.id] = loaded[key] = loaded.get(key) or load_task(spec)
+        at = "" if s.id == "default" else f" ({s.id})"
+        try:
+            check_metric_fits(cfg.metric, task)
+        except ChildnetError as err:
+            problems.append(f"{err}{at}")
+        for m in cfg.methods:
+            try:
+                check_task_kind(m.name, task)
+                if ptask is not None and m.label not in later:
+                    check_parent_fits(m.name, ptask, task)
+            except ChildnetError as err:
+                problems.append(f"methods[{m.label}]{at}: {err}")
+    if problems:
+        problems = list(dict.fromkeys(problems))
+        raise ChildnetError(problems[0] if len(problems) == 1 else
+                            f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
+    return tasks
 
 
 def _check_same_parents(records: list[dict], fingerprints: dict[str, str], out: Path) -> None:

@@ -20,7 +20,7 @@ from ..parent import Parent
 from ..tasks.base import Task
 from ..train import TrainConfig, fit
 
-__all__ = ["Context", "make_child", "fit_on", "check_parent_fits"]
+__all__ = ["Context", "make_child", "fit_on", "check_parent_fits", "check_task_kind"]
 
 
 @dataclass
@@ -130,3 +130,14 @@ def check_parent_fits(method: str, parent_task: Task | None, task: Task, model: 
                             f"has {tuple(task.input_shape)}, and the parent network cannot read them "
                             f"({type(err).__name__}: {str(err)[:120]}); train the parent on this task (drop "
                             "parent.task)")
+
+
+def check_task_kind(method: str, task: Task) -> None:
+    """Refuse a method registered for one kind of task (``task_kind="ranking"``: MANAS, bpr_mf) on another."""
+    from ..registry import METHODS
+
+    kind = METHODS.get(method).meta.get("task_kind")
+    if kind is not None and task.kind != kind:
+        raise ChildnetError(f"{method} needs a {kind} task; task '{task.name}' is {task.kind}"
+                            + (" (ranking tasks: sequences, amazon-beauty/cellphone/grocery, logic-synthetic)"
+                               if kind == "ranking" else ""))
