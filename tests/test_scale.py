@@ -343,6 +343,9 @@ def test_killed_ray_worker_is_retried_ctrl_c_stops_and_the_run_resumes(tmp_path)
     after = rows(out)
     assert after[: len(before)] == before  # resumed: nothing redone
     assert sorted(r["unit"] for r in after) == sorted(f"default/scratch/seed{s}" for s in range(SEEDS))
+    # a new run counts its own attempts: the units cancelled by Ctrl-C (and the retried one) start at 1 again
+    # (the markers were keyed on the job id, which every private cluster reuses, and piled up across runs)
+    assert [r["executor"]["attempt"] for r in after[len(before):]] == [1] * (SEEDS - len(before))
 
 
 # ---------------------------------------------------------------- bad input: one sentence, nothing lost

@@ -25,6 +25,7 @@ import shutil
 import socket
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -196,10 +197,13 @@ def execute(session: RaySession, cfg, payloads: list[dict], out: Path, device: s
     remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_ray_unit)
     head_cache = str(_head_cache())
     pending = {}
+    # counts each unit's attempts: a private cluster's job id is the same in every run (01000000), so the
+    # attempt markers of one run must not be found by the next
+    session = uuid.uuid4().hex
 
     def submit(p: dict) -> None:
         # the worker gets its parent from the shipped blob, never from a path on the head's disk
-        shipped = dict(p, parent={"fingerprint": (p.get("parent") or {}).get("fingerprint")})
+        shipped = dict(p, parent={"fingerprint": (p.get("parent") or {}).get("fingerprint")}, ray_session=session)
         if p.get("incoming"):  # a pipeline's later stage: the incoming child's files travel with the unit
             from .pipeline import incoming_files
 
@@ -224,6 +228,9 @@ def execute(session: RaySession, cfg, payloads: list[dict], out: Path, device: s
             except Exception:  # already finished or its worker is gone
                 pass
         raise
+    finally:  # this run's attempt markers on the head's node (other nodes' are a few empty-ish files)
+        for folder in (_worker_root() / "attempts").glob(f"*-{session}"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _result(ray, ref, payload: dict, out: Path, max_retries: int) -> dict:
@@ -322,7 +329,7 @@ def _ray_unit(payload: dict, parent_blob: dict, head_cache: str) -> dict:
 
     torch.set_num_threads(1)
     _use_worker_cache(head_cache)
-    attempt = _count_attempt(payload["key"])
+    attempt = _count_attempt(payload["key"], payload.get("ray_session", ""))
     t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="unit-", dir=_worker_root()))
     try:
@@ -347,12 +354,12 @@ def _ray_unit(payload: dict, parent_blob: dict, head_cache: str) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _count_attempt(key: str) -> int:
-    """1 for a unit's first run in this Ray job on this node, 2 after its worker died once, …"""
+def _count_attempt(key: str, session: str) -> int:
+    """1 for a unit's first run in this run (``session``) on this node, 2 after its worker died once, …"""
     import ray
 
     job = ray.get_runtime_context().get_job_id()
-    marker = _worker_root() / "attempts" / job / key.replace("/", "__")
+    marker = _worker_root() / "attempts" / f"{job}-{session}" / key.replace("/", "__")
     marker.parent.mkdir(parents=True, exist_ok=True)
     with open(marker, "a") as fh:
         fh.write("x")
