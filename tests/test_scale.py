@@ -388,3 +388,35 @@ def test_cli_names_valid_values_and_exits_2(tmp_path, run_cli):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "unknown --executor value 'spark'; valid executors: process, ray" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_ray_run_cleanly_and_it_resumes(tmp_path):
+    """ray.init replaced the command's SIGTERM handler with Ray's, which aborted with a C++ stack dump
+    (exit 134); the command's own shutdown now runs: exit 143, its sentence, finished units kept."""
+    pytest.importorskip("ray")
+    raw = dict(TINY, methods=["scratch"], seeds=12, defaults={"child": {"name": "cnn", "width": 4, "depth": 2},
+                                                              "train": {"epochs": 3, "lr": 0.01}})
+    exp, out = tmp_path / "exp.yaml", tmp_path / "run"
+    exp.write_text(yaml.safe_dump(raw))
+    env = dict(os.environ, CHILDNET_WORKER_DIR=str(tmp_path / "workers"))
+    cmd = CLI + ["run", str(exp), "--out", str(out), "--executor", "ray", "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    results = out / "results.jsonl"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143 and "terminated (SIGTERM)" in err and "SIGTERM received" not in err, err
+    before = rows(out)
+    assert before and all(r["status"] == "ok" for r in before)
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert rows(out)[: len(before)] == before

@@ -97,7 +97,11 @@ class RaySession:
         elif address is not None:
             _check_reachable(address)
         import logging
+        import signal
 
+        # ray.init installs its own SIGTERM/SIGINT handlers (a C++ one that aborts with a stack dump); the
+        # command's handlers turn them into the clean shutdown (finished units kept, exit 143 / 130)
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             if address is None:
                 # Ray runs its workers at niceness 15 by default; in a private cluster the units *are* the
@@ -111,6 +115,13 @@ class RaySession:
             where = address or "a private local cluster"
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ChildnetError(f"cannot start or join Ray at {where}: {first}") from None
+        finally:
+            import threading
+
+            if threading.current_thread() is threading.main_thread():  # (signal handlers live there only)
+                for sig, handler in handlers.items():
+                    if handler is not None:
+                        signal.signal(sig, handler)
         self.owned = True
         cpus = ray.cluster_resources().get("CPU", 0)
         log(f"ray: {'started a local cluster' if address is None else 'joined ' + address} "
