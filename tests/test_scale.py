@@ -120,6 +120,43 @@ def check_tracking(out: Path) -> None:
         assert json.loads(art.read_text()) == card
 
 
+def test_tracking_catches_up_on_lines_it_missed(tmp_path, monkeypatch):
+    """--track on a folder run without it logged only new units (a finished run got nothing), and a kill while
+    a unit was being logged left its MLflow run RUNNING for good. Each sink now logs the lines it lacks."""
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from childnet.runner import run
+    from childnet.tracking import LEDGER_DIR, record_id
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = tmp_path / "run"
+    run(TINY, out, workers=0, report=False, log=lambda s: None)  # no tracking
+    track = dict(workers=0, report=False, track=["tensorboard", "mlflow"])
+    lines: list[str] = []
+    run(TINY, out, log=lines.append, **track)  # nothing left to run: it catches up
+    assert sum("logging 4 earlier result line(s)" in line for line in lines) == 2, lines
+    check_tracking(out)
+    client = MlflowClient(tracking_uri=(out / "mlruns").resolve().as_uri())
+    exp = client.get_experiment_by_name("tiny").experiment_id
+    unit = rows(out)[0]["unit"]
+    client.create_run(exp, run_name=unit, tags={"childnet.unit": unit})  # a kill while it was logged
+    for sink in ("tensorboard", "mlflow"):
+        ledger = out / LEDGER_DIR / sink
+        ledger.write_text("".join(f"{i}\n" for i in ledger.read_text().split() if i != record_id(rows(out)[0])))
+    lines = []
+    run(TINY, out, log=lines.append, **track)
+    assert sum("logging 1 earlier result line(s)" in line for line in lines) == 2, lines
+    runs = client.search_runs([exp], max_results=1000)
+    assert sorted(r.data.tags["childnet.unit"] for r in runs) == sorted(r["unit"] for r in rows(out))  # one each
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    check_tracking(out)
+    lines = []
+    run(TINY, out, log=lines.append, **track)
+    assert not any("earlier result line" in line for line in lines), lines
+
+
 # ---------------------------------------------------------------- a two-node cluster
 
 

@@ -260,7 +260,8 @@ def run(
             log(rf.stale_lock_message(out, lock.took_over))
         rf.remove_stale_temporaries(out)
         _check_experiment(out, cfg, log)
-        finished = [r for r in rf.repair_results(out, log) if r["status"] == "ok"]
+        records = rf.repair_results(out, log)
+        finished = [r for r in records if r["status"] == "ok"]
         done = {r["unit"] for r in finished}
         units = plan_units(cfg)
         pending = [u for u in units if u.key not in done]
@@ -272,31 +273,34 @@ def run(
             log(f"note: {out} also holds finished units of seed(s) {', '.join(map(str, beyond[:10]))}"
                 f"{' …' if len(beyond) > 10 else ''} beyond the {cfg.seeds} asked for; the report covers every "
                 "finished unit in the folder")
-        if pending:
-            sinks = open_sinks(tracks, out, cfg, log)  # an unwritable tracker stops us before any unit runs
-            session = None
-            try:
-                if executor == "ray":
-                    from .ray_executor import RaySession
+        sinks = open_sinks(tracks, out, cfg, log)  # an unwritable tracker stops us before any unit runs
+        try:
+            sinks.catch_up(records)  # lines logged before --track was asked for, or cut by a kill
+            if pending:
+                session = None
+                try:
+                    if executor == "ray":
+                        from .ray_executor import RaySession
 
-                    session = RaySession(address, workers, log)
-                method_configs = _unit_configs(cfg, pending)
-                parents = _train_parents(cfg, out, device, log, progress.epochs)
-                _check_same_parents(finished, {k: v["fingerprint"] for k, v in parents.items()}, out)
-                follow = None
-                if cfg.stages:  # a pipeline: a unit starts once its seed's source stage has chosen
-                    payloads, follow = _stage_payloads(cfg, pending, finished, out, device, parents,
-                                                       method_configs)
-                    workers = min(workers, len(pending))
-                else:
-                    payloads = [_payload(cfg, u, out, device, parents[u.setting], method_configs) for u in pending]
-                _record_all(payloads, out, workers, result, log, progress, sinks=sinks, session=session,
-                            cfg=cfg, device=device, retries=retries, follow=follow, total=len(pending))
-            finally:
-                shutil.rmtree(out / rf.HANDOFF_DIR, ignore_errors=True)
-                if session is not None:
-                    session.close()
-                sinks.close()
+                        session = RaySession(address, workers, log)
+                    method_configs = _unit_configs(cfg, pending)
+                    parents = _train_parents(cfg, out, device, log, progress.epochs)
+                    _check_same_parents(finished, {k: v["fingerprint"] for k, v in parents.items()}, out)
+                    follow = None
+                    if cfg.stages:  # a pipeline: a unit starts once its seed's source stage has chosen
+                        payloads, follow = _stage_payloads(cfg, pending, finished, out, device, parents,
+                                                           method_configs)
+                        workers = min(workers, len(pending))
+                    else:
+                        payloads = [_payload(cfg, u, out, device, parents[u.setting], method_configs) for u in pending]
+                    _record_all(payloads, out, workers, result, log, progress, sinks=sinks, session=session,
+                                cfg=cfg, device=device, retries=retries, follow=follow, total=len(pending))
+                finally:
+                    shutil.rmtree(out / rf.HANDOFF_DIR, ignore_errors=True)
+                    if session is not None:
+                        session.close()
+        finally:
+            sinks.close()
         if report:
             result.report = _write_report(out, log)
     return result

@@ -17,13 +17,22 @@ workers sent back, so trackers need no access to worker nodes.
 
 Failed units are not drawn in TensorBoard; in MLflow they are runs with status FAILED and the error as
 a tag. A tracker that stops answering mid-run does not stop the run (one warning per sink).
+
+**Catching up.** Each sink keeps a ledger of the result lines it has logged (``RUN/.tracked/<sink>``).
+A run with ``--track`` first logs the lines of ``results.jsonl`` its sinks do not have — units finished
+before tracking was asked for, or a line whose logging a kill interrupted — even when no unit is left
+to run. An interrupted unit is logged afresh: its TensorBoard folder is rewritten and its MLflow run
+left RUNNING by the kill is deleted. A folder tracked before the ledger existed counts what the store
+already holds (TensorBoard folders, finished MLflow runs) as logged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -90,7 +99,8 @@ class TensorBoardSink:
     def log(self, rec: dict, card: dict | None) -> None:
         if rec.get("status") != "ok":
             return
-        logdir = self.root / _slug(rec["setting"]) / _slug(rec["label"]) / f"seed{rec['seed']}"
+        logdir = self._logdir(rec)
+        shutil.rmtree(logdir, ignore_errors=True)  # a unit's folder is written whole (a kill may have cut one)
         writer = self._writer(log_dir=str(logdir))
         try:
             for h in rec.get("history") or []:
@@ -104,6 +114,13 @@ class TensorBoardSink:
             writer.add_hparams(hparams, metrics, run_name="hparams")
         finally:
             writer.close()
+
+    def _logdir(self, rec: dict) -> Path:
+        return self.root / _slug(rec["setting"]) / _slug(rec["label"]) / f"seed{rec['seed']}"
+
+    def has(self, rec: dict) -> bool:
+        """Logged before the ledger existed: the unit's folder is there (failed units are not drawn)."""
+        return rec.get("status") != "ok" or self._logdir(rec).is_dir()
 
     def close(self) -> None:
         pass
@@ -143,9 +160,14 @@ class MLflowSink:
 
         ok = rec.get("status") == "ok"
         tags = {"childnet.unit": rec["unit"], "childnet.setting": rec["setting"], "childnet.method": rec["method"],
-                "childnet.label": rec["label"], "childnet.seed": str(rec["seed"]), "childnet.status": rec["status"]}
+                "childnet.label": rec["label"], "childnet.seed": str(rec["seed"]), "childnet.status": rec["status"],
+                "childnet.record": record_id(rec)}
         if not ok:
             tags["childnet.error"] = str(rec.get("error"))[:5000]
+        # logging a line again replaces it: its earlier run, and a run a kill left RUNNING while logging it
+        for stale in self._runs(rec["unit"]):
+            if stale.info.status == "RUNNING" or stale.data.tags.get("childnet.record") == tags["childnet.record"]:
+                self.client.delete_run(stale.info.run_id)
         run = self.client.create_run(self.experiment_id, run_name=rec["unit"], tags=tags)
         run_id = run.info.run_id
         params = [Param(k, str(v)[:6000]) for k, v in flatten((card or {}).get("config") or {}).items()]
@@ -165,11 +187,30 @@ class MLflowSink:
             self.client.log_text(run_id, json.dumps(card, indent=2, default=str), "child.json")
         self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
 
+    def _runs(self, unit: str) -> list:
+        quoted = unit.replace("'", "\\'")
+        return list(self.client.search_runs([self.experiment_id], f"tags.`childnet.unit` = '{quoted}'",
+                                            max_results=1000))
+
+    def has(self, rec: dict) -> bool:
+        """Logged before the ledger existed: a terminated run of the unit with this status is in the store."""
+        want = "FINISHED" if rec.get("status") == "ok" else "FAILED"
+        return any(r.info.status == want for r in self._runs(rec["unit"]))
+
     def close(self) -> None:
         pass
 
 
 _SINKS = {"tensorboard": TensorBoardSink, "mlflow": MLflowSink}
+
+#: Per sink, the result lines it has logged (``record_id`` per line).
+LEDGER_DIR = ".tracked"
+
+
+def record_id(rec: dict) -> str:
+    """One result line's identity: its unit and a hash of its content (a unit failed, then finished, is two)."""
+    digest = hashlib.sha256(json.dumps(rec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"{rec.get('unit')}#{digest}".replace(" ", "_")
 
 
 class Sinks:
@@ -178,7 +219,40 @@ class Sinks:
     def __init__(self, sinks: list, out: Path, log: Callable[[str], None]):
         self.sinks, self.out, self._log, self._warned = sinks, out, log, set()
 
-    def log(self, rec: dict) -> None:
+    def _ledger(self, sink) -> Path:
+        return self.out / LEDGER_DIR / sink.name
+
+    def catch_up(self, records: list[dict]) -> None:
+        """Log the result lines each sink does not have yet (see the module docstring)."""
+        for sink in self.sinks:
+            path = self._ledger(sink)
+            if path.exists():
+                have = set(path.read_text(encoding="utf-8", errors="replace").split())
+            else:  # tracked before the ledger existed, or never: what its store holds counts as logged
+                have = set()
+                for rec in records:
+                    try:
+                        if sink.has(rec):
+                            have.add(record_id(rec))
+                    except Exception:  # noqa: BLE001 - an unreadable store: log those lines again
+                        pass
+                self._remember(sink, sorted(have))
+            todo = [rec for rec in records if record_id(rec) not in have]
+            if todo:
+                self._log(f"tracking: {sink.name}: logging {len(todo)} earlier result line(s) it does not have yet")
+            for rec in todo:
+                self.log(rec, only=sink)
+
+    def _remember(self, sink, ids: list[str]) -> None:
+        path = self._ledger(sink)
+        try:
+            path.parent.mkdir(exist_ok=True)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write("".join(f"{i}\n" for i in ids))
+        except OSError:  # the ledger only saves re-logging; the run goes on
+            pass
+
+    def log(self, rec: dict, only=None) -> None:
         if not self.sinks:
             return
         card = None
@@ -187,9 +261,10 @@ class Sinks:
                 card = json.loads((self.out / rec["child_dir"] / "child.json").read_text())
             except (OSError, json.JSONDecodeError):
                 card = None
-        for sink in self.sinks:
+        for sink in self.sinks if only is None else [only]:
             try:
                 sink.log(rec, card)
+                self._remember(sink, [record_id(rec)])
             except Exception as err:  # a tracker is a view; the run and results.jsonl go on
                 if sink.name not in self._warned:
                     self._warned.add(sink.name)
