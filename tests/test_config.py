@@ -248,3 +248,12 @@ def test_a_sweep_a_pipeline_overrides_is_refused():
         parse_experiment(dict(raw, stages=stages, sweep={"child.width": [4, 8]}))
     root_kd = [{"name": "distil", "methods": [{"name": "kd", "child": {"name": "cnn"}, "train": {"epochs": 1}}]}]
     assert len(parse_experiment(dict(raw, stages=root_kd, sweep={"child.width": [4, 8]})).settings()) == 2
+
+
+def test_a_stage_without_methods_is_one_problem():
+    """It also drew 'stages[b].from: 'a' is no stage', a `from` the user never wrote."""
+    raw = {k: v for k, v in BASE.items() if k != "methods"}
+    stages = [{"name": "a", "methods": []}, {"name": "b", "methods": [{"name": "oneshot"}]}]
+    with pytest.raises(ConfigError) as err:
+        parse_experiment(dict(raw, stages=stages))
+    assert err.value.problems == ["stages[a].methods: a stage needs at least one method (got [])"]

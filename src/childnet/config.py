@@ -424,10 +424,11 @@ def _stage_specs(raw: dict, defaults: dict, sweep: dict, problems: list[str]) ->
             problems.append(f"stages[{i}].name: 'root' names the original parent; choose another stage name")
         names.append(name)
         methods = st.get("methods")
+        source = st.get("from", names[-2] if len(names) > 1 else "root")
         if not isinstance(methods, list) or not methods:
             problems.append(f"stages[{name}].methods: a stage needs at least one method (got {methods!r})")
+            specs.append({"name": name, "source": source, "methods": []})  # still a stage the next one names
             continue
-        source = st.get("from", names[-2] if len(names) > 1 else "root")
         wired = []
         for j, m in enumerate(methods):
             got = _stage_method(name, j, m, defaults, problems, default_same=source != "root")
@@ -438,6 +439,7 @@ def _stage_specs(raw: dict, defaults: dict, sweep: dict, problems: list[str]) ->
                 wired.append(got[1])
         specs.append({"name": name, "source": source, "methods": wired})
     problems.extend(_stage_graph_problems(specs))
+    specs = [s for s in specs if s["methods"]]  # (a stage without methods is reported above)
     before = len(problems)
     flat = _method_specs(entries, defaults, sweep, problems, unswept) if entries else []
     for k in range(before, len(problems)):  # the flat index → the stage and the index within it
