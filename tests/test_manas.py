@@ -209,3 +209,12 @@ def test_sequences_file_mistakes_get_a_sentence(tmp_path, run_cli):
         proc = run_cli(*cmd)
         assert proc.returncode == 2 and "parent.model cnn cannot run on task 'sequences' (ranking inputs)" in proc.stderr, \
             proc.stderr
+
+
+def test_predict_on_a_ranking_child_points_to_predict_scores(synth):
+    from childnet import derive, predict
+
+    task = synth
+    child = derive("bpr_mf", None, task, {"epochs": 1, "dim": 4}, seed=0)
+    with pytest.raises(ChildnetError, match=r"ranks candidate items.*predict_scores"):
+        predict(child, task.x_test)

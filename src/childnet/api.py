@@ -191,6 +191,10 @@ def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: boo
                             f"{type(child).__name__}; a parent's model predicts with parent.model(x)")
     extra = child.lineage.extra or {}
     arch = child.lineage.architecture or _spec_of(child.model)
+    if _ranking_child(child):
+        raise ChildnetError(f"predict: this child ranks candidate items (task '{child.lineage.task.get('name')}'); "
+                            "score a ranking task's inputs with childnet.evaluate.predict_scores(child.model, x), "
+                            "x = task.split('test')[0] (a dict of user, history and candidates)")
     texts = _texts(x)
     if texts is not None or _text_child(child):
         return _predict_texts(child, texts, x, batch_size, device, labels)
@@ -250,6 +254,19 @@ def _texts(x) -> list[str] | None:
     if isinstance(x, np.ndarray) and x.dtype.kind in "US":
         return [str(t) for t in x.ravel()] if x.ndim == 1 else None
     return None
+
+
+def _ranking_child(child) -> bool:
+    task = child.lineage.task or {}
+    try:
+        from .registry import TASKS
+        from .tasks.logic import LogicSyntheticConfig
+        from .tasks.sequences import RankingTaskConfig
+
+        return task.get("name") in TASKS and issubclass(TASKS.get(task["name"]).config,
+                                                        (RankingTaskConfig, LogicSyntheticConfig))
+    except Exception:  # a card's task that this version does not know
+        return False
 
 
 def _text_child(child) -> bool:
