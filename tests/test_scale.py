@@ -334,25 +334,40 @@ def _unit_workers(pid: int) -> list[int]:
     return found
 
 
+def _ray_scratch_run(tmp_path: Path, seeds: int) -> tuple[list[str], dict, Path]:
+    """The command, environment and run folder of a Ray run of `seeds` scratch units (3 epochs each)."""
+    raw = dict(TINY, methods=["scratch"], seeds=seeds, defaults={"child": {"name": "cnn", "width": 4, "depth": 2},
+                                                                 "train": {"epochs": 3, "lr": 0.01}})
+    exp, out = tmp_path / "exp.yaml", tmp_path / "run"
+    exp.write_text(yaml.safe_dump(raw))
+    env = dict(os.environ, CHILDNET_WORKER_DIR=str(tmp_path / "workers"))
+    return CLI + ["run", str(exp), "--out", str(out), "--executor", "ray", "--workers", "2", "--quiet"], env, out
+
+
+def _wait_for_rows(out: Path, deadline: float, n: int = 1) -> None:
+    results = out / "results.jsonl"
+    while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= n):
+        time.sleep(0.1)
+
+
+def _stop(proc) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @pytest.mark.slow
 def test_killed_ray_worker_is_retried_ctrl_c_stops_and_the_run_resumes(tmp_path):
     pytest.importorskip("ray")
     # enough units that the Ctrl-C after the retried unit lands while some are still pending, even when the
     # retry is scheduled behind the others on a loaded machine (8 were all done by then once)
     SEEDS = 16  # noqa: N806
-    raw = dict(TINY, methods=["scratch"], seeds=SEEDS, defaults={"child": {"name": "cnn", "width": 4, "depth": 2},
-                                                             "train": {"epochs": 3, "lr": 0.01}})
-    exp, out = tmp_path / "exp.yaml", tmp_path / "run"
-    exp.write_text(yaml.safe_dump(raw))
-    env = dict(os.environ, CHILDNET_WORKER_DIR=str(tmp_path / "workers"))
-    cmd = CLI + ["run", str(exp), "--out", str(out), "--executor", "ray", "--workers", "2", "--quiet"]
+    cmd, env, out = _ray_scratch_run(tmp_path, SEEDS)
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    results = out / "results.jsonl"
     try:
         deadline = time.time() + 180
-        while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
-            time.sleep(0.1)
+        _wait_for_rows(out, deadline)
         finished_before_kill = rows(out)
         victims = []
         while time.time() < deadline and not victims:
@@ -365,9 +380,7 @@ def test_killed_ray_worker_is_retried_ctrl_c_stops_and_the_run_resumes(tmp_path)
         os.killpg(proc.pid, signal.SIGINT)  # then Ctrl-C
         _, err = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop(proc)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     before = rows(out)
     assert before[: len(finished_before_kill)] == finished_before_kill  # no finished unit was lost
@@ -432,25 +445,15 @@ def test_sigterm_stops_a_ray_run_cleanly_and_it_resumes(tmp_path):
     """ray.init replaced the command's SIGTERM handler with Ray's, which aborted with a C++ stack dump
     (exit 134); the command's own shutdown now runs: exit 143, its sentence, finished units kept."""
     pytest.importorskip("ray")
-    raw = dict(TINY, methods=["scratch"], seeds=12, defaults={"child": {"name": "cnn", "width": 4, "depth": 2},
-                                                              "train": {"epochs": 3, "lr": 0.01}})
-    exp, out = tmp_path / "exp.yaml", tmp_path / "run"
-    exp.write_text(yaml.safe_dump(raw))
-    env = dict(os.environ, CHILDNET_WORKER_DIR=str(tmp_path / "workers"))
-    cmd = CLI + ["run", str(exp), "--out", str(out), "--executor", "ray", "--workers", "2", "--quiet"]
+    cmd, env, out = _ray_scratch_run(tmp_path, 12)
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
-    results = out / "results.jsonl"
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
-            time.sleep(0.1)
+        _wait_for_rows(out, time.time() + 180)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop(proc)
     assert proc.returncode == 143 and "terminated (SIGTERM)" in err and "SIGTERM received" not in err, err
     before = rows(out)
     assert before and all(r["status"] == "ok" for r in before)

@@ -225,7 +225,7 @@ def execute(session: RaySession, cfg, payloads: list[dict], out: Path, device: s
         submit(p)
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            ready, _ = _signal_safe(ray.wait, list(pending), num_returns=1, timeout=0.5)
             for ref in ready:
                 p = pending.pop(ref)
                 rec = _result(ray, ref, p, out, max_retries)
@@ -244,9 +244,21 @@ def execute(session: RaySession, cfg, payloads: list[dict], out: Path, device: s
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _signal_safe(fn, *args, **kwargs):
+    """``fn(...)``, a Ray call; a signal handler that raised inside Ray's Cython code (SIGTERM → the CLI's
+    ``Terminated``) reaches us as a SystemError around it: raise the handler's exception itself."""
+    try:
+        return fn(*args, **kwargs)
+    except SystemError as err:
+        cause = err.__cause__
+        if isinstance(cause, BaseException) and not isinstance(cause, Exception):
+            raise cause from None
+        raise
+
+
 def _result(ray, ref, payload: dict, out: Path, max_retries: int) -> dict:
     try:
-        res = ray.get(ref)
+        res = _signal_safe(ray.get, ref)
     except ray.exceptions.TaskCancelledError:
         raise KeyboardInterrupt from None
     except ray.exceptions.RayTaskError as err:  # the task wrapper itself raised (run_unit never does)
