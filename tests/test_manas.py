@@ -198,6 +198,9 @@ def test_sequences_file_mistakes_get_a_sentence(tmp_path, run_cli):
     with pytest.raises(DataError, match=r"first row's sequence has 1 items.*task\.history accepts 2–11"):
         load_task({"name": "sequences", "path": str(short)})
     assert load_task({"name": "sequences", "path": str(short), "history": 4}).meta["history"] == 4
+    trailing = tmp_path / "trailing.tsv"  # a tab at the end of every line: empty trailing fields
+    trailing.write_text("\n".join(line + "\t" for line in write_seq(tmp_path / "t0.tsv", rows).read_text().splitlines()))
+    assert load_task({"name": "sequences", "path": str(trailing)}).kind == "ranking"
     bom = tmp_path / "bom.tsv"
     bom.write_bytes(b"\xef\xbb\xbf" + write_seq(tmp_path / "plain.tsv", rows).read_bytes())
     assert load_task({"name": "sequences", "path": str(bom)}).kind == "ranking"

@@ -471,3 +471,15 @@ def test_validate_catches_what_run_would_refuse(tmp_path, run_cli):
         assert proc.returncode == 2, proc.stderr
         assert "metric: 'hr@10' needs a ranking task" in proc.stderr and "manas needs a ranking task" in proc.stderr
     assert not (tmp_path / "run" / "results.jsonl").exists()
+
+
+def test_predict_reads_a_tabular_layout_as_the_task_did(tmp_path):
+    """layout: tabular flattens every example; predict on the file's own (N, 6, 5) data must do the same."""
+    from childnet import get_parent, predict
+
+    x = np.random.default_rng(0).random((80, 6, 5)).astype(np.float32)
+    np.savez(tmp_path / "t.npz", x_train=x, y_train=np.arange(80) % 2, x_test=x[:10], y_test=np.arange(10) % 2)
+    task = load_task({"name": "arrays", "path": str(tmp_path / "t.npz"), "layout": "tabular"})
+    parent = get_parent({"model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1}}, task)
+    child = derive("scratch", parent, task, child={"name": "mlp", "hidden": [4]}, train={"epochs": 0})
+    assert predict(child, x[:4]).shape == (4,)

@@ -128,7 +128,7 @@ def test_tracking_catches_up_on_lines_it_missed(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     from childnet.runner import run
-    from childnet.tracking import LEDGER_DIR, record_id
+    from childnet.tracking import LEDGER_NAME, record_id
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     out = tmp_path / "run"
@@ -140,11 +140,14 @@ def test_tracking_catches_up_on_lines_it_missed(tmp_path, monkeypatch):
     check_tracking(out)
     client = MlflowClient(tracking_uri=(out / "mlruns").resolve().as_uri())
     exp = client.get_experiment_by_name("tiny").experiment_id
-    unit = rows(out)[0]["unit"]
-    client.create_run(exp, run_name=unit, tags={"childnet.unit": unit})  # a kill while it was logged
-    for sink in ("tensorboard", "mlflow"):
-        ledger = out / LEDGER_DIR / sink
-        ledger.write_text("".join(f"{i}\n" for i in ledger.read_text().split() if i != record_id(rows(out)[0])))
+    first = rows(out)[0]
+    # a kill while the first line was being logged: its MLflow run is RUNNING, TensorBoard's ledger lacks it
+    done = [r for r in client.search_runs([exp]) if r.data.tags["childnet.unit"] == first["unit"]]
+    client.delete_run(done[0].info.run_id)
+    client.create_run(exp, run_name=first["unit"], tags={"childnet.unit": first["unit"],
+                                                         "childnet.run_folder": str(out.resolve())})
+    ledger = out / "tensorboard" / LEDGER_NAME
+    ledger.write_text("".join(f"{i}\n" for i in ledger.read_text().split() if i != record_id(first)))
     lines = []
     run(TINY, out, log=lines.append, **track)
     assert sum("logging 1 earlier result line(s)" in line for line in lines) == 2, lines
@@ -155,6 +158,23 @@ def test_tracking_catches_up_on_lines_it_missed(tmp_path, monkeypatch):
     lines = []
     run(TINY, out, log=lines.append, **track)
     assert not any("earlier result line" in line for line in lines), lines
+    shutil.rmtree(out / "tensorboard")  # deleted to be rebuilt: its ledger went with it
+    lines = []
+    run(TINY, out, log=lines.append, **track)
+    assert [line for line in lines if "earlier result line" in line] == \
+        ["tracking: tensorboard: logging 4 earlier result line(s) it does not have yet"], lines
+    check_tracking(out)
+    # two run folders in one shared MLflow store: each catches up on its own lines only
+    shared = (tmp_path / "shared").resolve().as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared)
+    quiet = dict(workers=0, report=False, log=lambda s: None)
+    run(TINY, tmp_path / "a", track=["mlflow"], **quiet)
+    run(TINY, tmp_path / "b", **quiet)
+    lines = []
+    run(TINY, tmp_path / "b", workers=0, report=False, log=lines.append, track=["mlflow"])
+    assert any("mlflow: logging 4 earlier" in line for line in lines), lines
+    store = MlflowClient(tracking_uri=shared)
+    assert len(store.search_runs([store.get_experiment_by_name("tiny").experiment_id])) == 8
 
 
 # ---------------------------------------------------------------- a two-node cluster

@@ -220,7 +220,7 @@ def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: boo
                             "trained on finite inputs, so fill or drop them first")
     if shape and tuple(x.shape[1:]) != shape and len(x) and x[0].numel() == int(np.prod(shape)):
         got = tuple(x.shape[1:])
-        if x.dim() > 2 and [d for d in got if d != 1] != [d for d in shape if d != 1]:
+        if x.dim() > 2 and extra.get("layout") != "tabular" and [d for d in got if d != 1] != [d for d in shape if d != 1]:
             hint = (f"; channels-last images? x.transpose(0, {x.dim() - 1}, {', '.join(map(str, range(1, x.dim() - 1)))})"
                     if got[-1] == shape[0] and got[:-1] == shape[1:] else "")
             raise ChildnetError(f"predict: each example should have the child's input shape {shape}; got {got}, "

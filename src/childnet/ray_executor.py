@@ -210,11 +210,11 @@ def execute(session: RaySession, cfg, payloads: list[dict], out: Path, device: s
     pending = {}
     # counts each unit's attempts: a private cluster's job id is the same in every run (01000000), so the
     # attempt markers of one run must not be found by the next
-    session = uuid.uuid4().hex
+    run_token = uuid.uuid4().hex
 
     def submit(p: dict) -> None:
         # the worker gets its parent from the shipped blob, never from a path on the head's disk
-        shipped = dict(p, parent={"fingerprint": (p.get("parent") or {}).get("fingerprint")}, ray_session=session)
+        shipped = dict(p, parent={"fingerprint": (p.get("parent") or {}).get("fingerprint")}, ray_session=run_token)
         if p.get("incoming"):  # a pipeline's later stage: the incoming child's files travel with the unit
             from .pipeline import incoming_files
 
@@ -240,7 +240,7 @@ def execute(session: RaySession, cfg, payloads: list[dict], out: Path, device: s
                 pass
         raise
     finally:  # this run's attempt markers on the head's node (other nodes' are a few empty-ish files)
-        for folder in (_worker_root() / "attempts").glob(f"*-{session}"):
+        for folder in (_worker_root() / "attempts").glob(f"*-{run_token}"):
             shutil.rmtree(folder, ignore_errors=True)
 
 

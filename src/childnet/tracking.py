@@ -18,12 +18,13 @@ workers sent back, so trackers need no access to worker nodes.
 Failed units are not drawn in TensorBoard; in MLflow they are runs with status FAILED and the error as
 a tag. A tracker that stops answering mid-run does not stop the run (one warning per sink).
 
-**Catching up.** Each sink keeps a ledger of the result lines it has logged (``RUN/.tracked/<sink>``).
-A run with ``--track`` first logs the lines of ``results.jsonl`` its sinks do not have — units finished
-before tracking was asked for, or a line whose logging a kill interrupted — even when no unit is left
-to run. An interrupted unit is logged afresh: its TensorBoard folder is rewritten and its MLflow run
-left RUNNING by the kill is deleted. A folder tracked before the ledger existed counts what the store
-already holds (TensorBoard folders, finished MLflow runs) as logged.
+**Catching up.** A run with ``--track`` first logs the lines of ``results.jsonl`` a sink's store does
+not hold — units finished before tracking was asked for, or a line whose logging a kill interrupted —
+even when no unit is left to run. The store says what it holds: TensorBoard a ledger inside its own
+folder (``RUN/tensorboard/.childnet-logged``; a folder written before ledgers counts its unit folders),
+MLflow its runs' tags (``childnet.run_folder``, ``childnet.record``; runs from other run folders in a
+shared store are never counted or touched). An interrupted unit is logged afresh: its TensorBoard
+folder is rewritten, its MLflow run left RUNNING by the kill is deleted.
 """
 
 from __future__ import annotations
@@ -118,9 +119,25 @@ class TensorBoardSink:
     def _logdir(self, rec: dict) -> Path:
         return self.root / _slug(rec["setting"]) / _slug(rec["label"]) / f"seed{rec['seed']}"
 
-    def has(self, rec: dict) -> bool:
-        """Logged before the ledger existed: the unit's folder is there (failed units are not drawn)."""
-        return rec.get("status") != "ok" or self._logdir(rec).is_dir()
+    def logged(self, records: list[dict]) -> set[str]:
+        """The lines this TensorBoard folder holds: its ledger (kept inside it, so a folder deleted to be
+        rebuilt is rebuilt); for a folder written before ledgers, the units whose folders are there."""
+        ledger = self.root / LEDGER_NAME
+        if ledger.exists():
+            return set(ledger.read_text(encoding="utf-8", errors="replace").split())
+        have = {record_id(r) for r in records if r.get("status") != "ok" or self._logdir(r).is_dir()}
+        self._append(sorted(have))
+        return have
+
+    def remember(self, rec: dict) -> None:
+        self._append([record_id(rec)])
+
+    def _append(self, ids: list[str]) -> None:
+        try:
+            with open(self.root / LEDGER_NAME, "a", encoding="utf-8") as fh:
+                fh.write("".join(f"{i}\n" for i in ids))
+        except OSError:  # the ledger only saves re-logging; the run goes on
+            pass
 
     def close(self) -> None:
         pass
@@ -144,6 +161,7 @@ class MLflowSink:
         elif uri.startswith("file:") or "://" not in uri:
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.uri = uri
+        self.folder = str(out.resolve())
         try:
             self.client = MlflowClient(tracking_uri=uri)
             exp = self.client.get_experiment_by_name(cfg.name)
@@ -161,13 +179,9 @@ class MLflowSink:
         ok = rec.get("status") == "ok"
         tags = {"childnet.unit": rec["unit"], "childnet.setting": rec["setting"], "childnet.method": rec["method"],
                 "childnet.label": rec["label"], "childnet.seed": str(rec["seed"]), "childnet.status": rec["status"],
-                "childnet.record": record_id(rec)}
+                "childnet.record": record_id(rec), "childnet.run_folder": self.folder}
         if not ok:
             tags["childnet.error"] = str(rec.get("error"))[:5000]
-        # logging a line again replaces it: its earlier run, and a run a kill left RUNNING while logging it
-        for stale in self._runs(rec["unit"]):
-            if stale.info.status == "RUNNING" or stale.data.tags.get("childnet.record") == tags["childnet.record"]:
-                self.client.delete_run(stale.info.run_id)
         run = self.client.create_run(self.experiment_id, run_name=rec["unit"], tags=tags)
         run_id = run.info.run_id
         params = [Param(k, str(v)[:6000]) for k, v in flatten((card or {}).get("config") or {}).items()]
@@ -187,15 +201,26 @@ class MLflowSink:
             self.client.log_text(run_id, json.dumps(card, indent=2, default=str), "child.json")
         self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
 
-    def _runs(self, unit: str) -> list:
-        quoted = unit.replace("'", "\\'")
-        return list(self.client.search_runs([self.experiment_id], f"tags.`childnet.unit` = '{quoted}'",
-                                            max_results=1000))
+    def logged(self, records: list[dict]) -> set[str]:
+        """The lines the store holds for this run folder (runs tagged with it and the line's id), read in a
+        few queries; a run a kill left RUNNING while it was being logged is deleted, so its line is logged
+        again. (Runs logged before these tags existed are not recognised: their lines are logged again.)"""
+        quoted = self.folder.replace("\\", "\\\\").replace("'", "\\'")
+        have, token = set(), None
+        while True:
+            page = self.client.search_runs([self.experiment_id], f"tags.`childnet.run_folder` = '{quoted}'",
+                                           max_results=1000, page_token=token)
+            for run in page:
+                if run.info.status == "RUNNING":
+                    self.client.delete_run(run.info.run_id)
+                elif run.data.tags.get("childnet.record"):
+                    have.add(run.data.tags["childnet.record"])
+            token = page.token
+            if not token:
+                return have
 
-    def has(self, rec: dict) -> bool:
-        """Logged before the ledger existed: a terminated run of the unit with this status is in the store."""
-        want = "FINISHED" if rec.get("status") == "ok" else "FAILED"
-        return any(r.info.status == want for r in self._runs(rec["unit"]))
+    def remember(self, rec: dict) -> None:
+        pass  # the run's tags are the record
 
     def close(self) -> None:
         pass
@@ -203,8 +228,8 @@ class MLflowSink:
 
 _SINKS = {"tensorboard": TensorBoardSink, "mlflow": MLflowSink}
 
-#: Per sink, the result lines it has logged (``record_id`` per line).
-LEDGER_DIR = ".tracked"
+#: In ``RUN/tensorboard``: the result lines it holds (``record_id`` per line).
+LEDGER_NAME = ".childnet-logged"
 
 
 def record_id(rec: dict) -> str:
@@ -219,38 +244,20 @@ class Sinks:
     def __init__(self, sinks: list, out: Path, log: Callable[[str], None]):
         self.sinks, self.out, self._log, self._warned = sinks, out, log, set()
 
-    def _ledger(self, sink) -> Path:
-        return self.out / LEDGER_DIR / sink.name
-
     def catch_up(self, records: list[dict]) -> None:
-        """Log the result lines each sink does not have yet (see the module docstring)."""
+        """Log the result lines each sink's store does not hold yet (see the module docstring)."""
         for sink in self.sinks:
-            path = self._ledger(sink)
-            if path.exists():
-                have = set(path.read_text(encoding="utf-8", errors="replace").split())
-            else:  # tracked before the ledger existed, or never: what its store holds counts as logged
-                have = set()
-                for rec in records:
-                    try:
-                        if sink.has(rec):
-                            have.add(record_id(rec))
-                    except Exception:  # noqa: BLE001 - an unreadable store: log those lines again
-                        pass
-                self._remember(sink, sorted(have))
+            try:
+                have = sink.logged(records)
+            except Exception as err:  # noqa: BLE001 - a tracker is a view: say so, and the run goes on
+                self._log(f"tracking: {sink.name} could not tell which earlier lines it holds ({type(err).__name__}: "
+                          f"{err}); it logs the new units only")
+                continue
             todo = [rec for rec in records if record_id(rec) not in have]
             if todo:
                 self._log(f"tracking: {sink.name}: logging {len(todo)} earlier result line(s) it does not have yet")
             for rec in todo:
                 self.log(rec, only=sink)
-
-    def _remember(self, sink, ids: list[str]) -> None:
-        path = self._ledger(sink)
-        try:
-            path.parent.mkdir(exist_ok=True)
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write("".join(f"{i}\n" for i in ids))
-        except OSError:  # the ledger only saves re-logging; the run goes on
-            pass
 
     def log(self, rec: dict, only=None) -> None:
         if not self.sinks:
@@ -264,7 +271,7 @@ class Sinks:
         for sink in self.sinks if only is None else [only]:
             try:
                 sink.log(rec, card)
-                self._remember(sink, [record_id(rec)])
+                sink.remember(rec)
             except Exception as err:  # a tracker is a view; the run and results.jsonl go on
                 if sink.name not in self._warned:
                     self._warned.add(sink.name)

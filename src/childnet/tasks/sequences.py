@@ -78,6 +78,8 @@ def _read_rows(path: Path, where: str) -> tuple[list[str], list[str], list[str]]
     idx = [header.index(c) for c in REQUIRED_COLUMNS]
     cols: list[list[str]] = [[], [], []]
     for n, r in enumerate(rows[1:], start=2):
+        if len(r) > len(header) and not any(v.strip() for v in r[len(header):]):
+            r = r[:len(header)]  # trailing empty fields (a tab at the end of a line)
         if len(r) != len(header):
             quote = (" (a sequence with commas in a .csv must be quoted, \"1,2,3\", or the file tab-separated .tsv)"
                      if len(r) > len(header) else "")
