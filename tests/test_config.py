@@ -257,3 +257,24 @@ def test_a_stage_without_methods_is_one_problem():
     with pytest.raises(ConfigError) as err:
         parse_experiment(dict(raw, stages=stages))
     assert err.value.problems == ["stages[a].methods: a stage needs at least one method (got [])"]
+
+
+def test_a_pipeline_shrinking_an_inas_child_is_checked_by_its_space():
+    """After inas, `structure: channels` passed validate and failed at run time ('inas_conv' declares no
+    prunable units); search methods now name the model their child is."""
+    raw = {k: v for k, v in BASE.items() if k != "methods"}
+    stages = lambda space, structure: [  # noqa: E731
+        {"name": "search", "methods": [{"name": "inas", "space": space}]},
+        {"name": "shrink", "methods": [{"name": "iterative", "structure": structure, "tune": {"epochs": 1}}]}]
+    with pytest.raises(ConfigError, match=r"stages\[shrink\].*structure: channels cannot be removed from the child "
+                                          r"of stage search, a 'inas_conv' model"):
+        parse_and_check(dict(raw, stages=stages("conv", "channels")))
+    parse_and_check(dict(raw, stages=stages("mlp", "neurons")))  # an MLP child has neurons to remove
+
+
+def parse_and_check(raw):
+    from childnet.pipeline import check_stages
+
+    cfg = parse_experiment(raw)
+    check_stages(cfg)
+    return cfg

@@ -97,9 +97,14 @@ def _produced_models(cfg: ExperimentConfig) -> dict[str, set]:
                 names.add((child or {}).get("name") if isinstance(child, dict) else child)
             elif family == "ensemble":
                 names.add("ensemble")
-            else:  # a search: its space's child model
-                space = spec.options.get("space", "macro")
-                names.add(f"enas_{space}" if f"enas_{space}" in MODELS else None)
+            else:  # a search: the child model it registered (``child_model``), else its ENAS space's
+                model = METHODS.get(spec.name).meta.get("child_model")
+                if callable(model):
+                    model = model(spec.options)
+                if model is None:
+                    space = spec.options.get("space", "macro")
+                    model = f"enas_{space}" if f"enas_{space}" in MODELS else None
+                names.add(model)
         made[st.name] = names
     return made
 

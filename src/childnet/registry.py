@@ -33,6 +33,8 @@ class Entry:
             or ``"outputs"`` (the child keeps the parent's output layer or learns from its outputs: prune,
             ensembles, KD, HKT), so a parent trained on another task is refused before any training
             when its inputs, or its classes, do not fit (:func:`childnet.methods.base.check_parent_fits`).
+            A search method whose child is not an ENAS space's names its model as ``child_model`` (a name,
+            or a function of the method's options), so a pipeline can check what comes out of it.
     """
 
     name: str

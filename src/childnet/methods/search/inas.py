@@ -249,25 +249,30 @@ _TINY = {"space": "conv", "layers": 2, "kernels": [1, 3], "filters": [2, 4], "pa
          "l_req_samples": 8}
 
 
-@METHODS.register("inas", config=InasConfig, family="search", tiny=_TINY)
+def _child_model(options: dict) -> str:
+    """The registered model of the searched child, from the method's options (for the pipeline's checks)."""
+    return "inas_conv" if options.get("space", "conv") == "conv" else "mlp"
+
+
+@METHODS.register("inas", config=InasConfig, family="search", child_model=_child_model, tiny=_TINY)
 def derive(parent, task, cfg: InasConfig, ctx):
     """iNAS: intermittent-aware search (infeasible / too slow children get -0.1 untrained); best child retrained."""
     return _derive("inas", parent, task, cfg, ctx)
 
 
-@METHODS.register("hw_nas", config=InasConfig, family="search", tiny=_TINY)
+@METHODS.register("hw_nas", config=InasConfig, family="search", child_model=_child_model, tiny=_TINY)
 def derive_hw_nas(parent, task, cfg: InasConfig, ctx):
     """HW-NAS baseline of iNAS: the same search with continuous-power latency (may not finish intermittently)."""
     return _derive("hw_nas", parent, task, cfg, ctx)
 
 
-@METHODS.register("accuracy_nas", config=InasConfig, family="search", tiny=_TINY)
+@METHODS.register("accuracy_nas", config=InasConfig, family="search", child_model=_child_model, tiny=_TINY)
 def derive_accuracy_nas(parent, task, cfg: InasConfig, ctx):
     """Accuracy-only NAS baseline of iNAS: every child trained, reward accuracy minus its moving average."""
     return _derive("accuracy_nas", parent, task, cfg, ctx)
 
 
-@METHODS.register("inas_random", config=InasConfig, family="search", baseline=True, tiny=_TINY)
+@METHODS.register("inas_random", config=InasConfig, family="search", child_model=_child_model, baseline=True, tiny=_TINY)
 def derive_inas_random(parent, task, cfg: InasConfig, ctx):
     """Random search with iNAS's budget and rules: uniform children, only feasible ones within L_req trained."""
     return _derive("inas_random", parent, task, cfg, ctx)

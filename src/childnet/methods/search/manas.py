@@ -239,7 +239,7 @@ class ControllerSteps:
         return {"controller_reward": rec["reward"], "controller_entropy": rec["entropy"]}
 
 
-@METHODS.register("manas", config=ManasConfig, family="search", task_kind="ranking",
+@METHODS.register("manas", config=ManasConfig, family="search", task_kind="ranking", child_model="logic",
                   tiny={**TINY, "controller_steps": 1, "controller_batch": 16})
 def manas(parent, task, cfg: ManasConfig, ctx):
     """MANAS: an LSTM controller assembles logic modules into a different expression for each input."""
@@ -271,7 +271,7 @@ def _chain(n: int, steps: int, op: str, neg: bool = False) -> str:
     return ";".join(parts)
 
 
-@METHODS.register("static_logic", config=StaticLogicConfig, family="search", task_kind="ranking",
+@METHODS.register("static_logic", config=StaticLogicConfig, family="search", task_kind="ranking", child_model="logic",
                   tiny={**TINY, "candidates": 2})
 def static_logic(parent, task, cfg: StaticLogicConfig, ctx):
     """One global logic expression for every input: the best fixed one on validation, or NCR's form."""
@@ -311,7 +311,8 @@ def static_logic(parent, task, cfg: StaticLogicConfig, ctx):
     return make_child(model, "static_logic", cfg, ctx, parent, task, history=history, extra=extra)
 
 
-@METHODS.register("random_assembly", config=LogicSearchConfig, family="search", task_kind="ranking", tiny=TINY)
+@METHODS.register("random_assembly", config=LogicSearchConfig, family="search", task_kind="ranking", tiny=TINY,
+                  child_model="logic")
 def random_assembly(parent, task, cfg: LogicSearchConfig, ctx):
     """Per-input expressions sampled uniformly (fresh each epoch; at inference from a fixed generator)."""
     _check_task(task, "random_assembly")
@@ -324,7 +325,7 @@ def random_assembly(parent, task, cfg: LogicSearchConfig, ctx):
                       extra={"expressions": _histogram(model, task.x_test)})
 
 
-@METHODS.register("bpr_mf", config=BprMfMethodConfig, family="search", task_kind="ranking",
+@METHODS.register("bpr_mf", config=BprMfMethodConfig, family="search", task_kind="ranking", child_model="bpr_mf",
                   tiny={"epochs": 1, "dim": 8})
 def bpr_mf(parent, task, cfg: BprMfMethodConfig, ctx):
     """Plain BPR matrix factorisation (Rendle et al. 2009) with the same negatives, from scratch."""

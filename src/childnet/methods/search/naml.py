@@ -156,7 +156,7 @@ def _pretrain(cfg: NamlConfig, space: TextSpace, seed: int, ctx) -> tuple[TaskCo
     return TaskController.load(folder, seed), record | {"from_cache": False, "folder": str(folder)}
 
 
-@METHODS.register("naml", config=NamlConfig, family="search",
+@METHODS.register("naml", config=NamlConfig, family="search", child_model="text_child",
                   tiny={"representations": ["raw"], "max_layers": 1, "widths": [16], "epoch_choices": [1],
                         "pretrain_tasks": [{"name": "digits", "split_seed": 1}, {"name": "digits", "split_seed": 2}],
                         "pretrain_steps": 2, "steps": 2, "children_per_step": 2})

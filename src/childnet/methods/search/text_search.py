@@ -111,7 +111,7 @@ def finish_text_search(space: TextSpace, loop: SearchLoop, task: Task, ctx, meth
     return model, rec["history"], extra
 
 
-@METHODS.register("text_search", config=TextSearchConfig, family="search", baseline=True,
+@METHODS.register("text_search", config=TextSearchConfig, family="search", baseline=True, child_model="text_child",
                   tiny={"representations": ["raw"], "max_layers": 1, "widths": [16], "epoch_choices": [1],
                         "steps": 2, "children_per_step": 2})
 def derive(parent, task, cfg: TextSearchConfig, ctx):
