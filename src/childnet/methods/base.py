@@ -46,6 +46,12 @@ class Context:
     extra: dict = field(default_factory=dict)
 
 
+def task_extra(task: Task) -> dict:
+    """What ``predict`` needs from the task, for a child's ``lineage.extra``: the class names, the
+    standardisation fitted on the training split and the input layout (those the task has)."""
+    return {k: task.meta[k] for k in ("classes", "standardize", "layout") if task.meta.get(k)}
+
+
 def make_child(
     model: nn.Module,
     method: str,
@@ -66,7 +72,7 @@ def make_child(
         parent=parent.card() if parent is not None else {},
         task=task.spec,
         history=history or [],
-        extra={k: task.meta[k] for k in ("classes", "standardize", "layout") if task.meta.get(k)} | (extra or {}),
+        extra=task_extra(task) | (extra or {}),
     )
     spec = getattr(model, "childnet_spec", None)
     if isinstance(spec, dict) and spec.get("input_shape") is not None \

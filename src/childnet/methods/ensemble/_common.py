@@ -32,7 +32,7 @@ from ...models.ensemble import combine_members
 from ...parent import Parent
 from ...tasks.base import Task, num_examples
 from ...train import Hook
-from ..base import Context
+from ..base import Context, task_extra
 
 __all__ = [
     "EnsembleMethodConfig",
@@ -173,6 +173,6 @@ def make_ensemble_child(models: list[nn.Module], cards: list[dict], method: str,
         task=task.spec,
         metrics=ledger.metrics(parent, uses_parent),
         history=_joined_history(cards),
-        extra={"members": cards, **(extra or {})},
+        extra={**task_extra(task), "members": cards, **(extra or {})},
     )
     return Child(model, lineage, masks or {})
