@@ -98,6 +98,9 @@ def run_unit(payload: dict) -> dict:
         task_json = json.dumps(payload["task"], sort_keys=True)
         task = _cached_task(task_json)
         parent = _unit_parent(payload, task_json)
+        # the unit's own time starts here: a worker's first unit also loads the task and the parent
+        # (cached for its later units), which is start-up, not this method's cost
+        record["setup_s"], t0 = round(time.perf_counter() - t0, 3), time.perf_counter()
         method = METHODS.get(name)
         mcfg = None if payload["method_config"] is None else method.config.model_validate(payload["method_config"])
         ev = EvaluateConfig.model_validate(payload["evaluate"])

@@ -6,7 +6,7 @@
     childnet list [methods|models|tasks]
     childnet validate EXP.yaml
     childnet show CHILD_DIR
-    childnet diversity RUN_DIR [--layers a,b] [--out DIR]
+    childnet diversity RUN_DIR [--layers a,b] [--out DIR] [--actmax-layer L] [--units N]
 
 User errors print one message and exit with code 2 — never a traceback.
 """
@@ -175,6 +175,7 @@ def validate(experiment: Path = typer.Argument(..., help="experiment YAML file")
 def show(child_dir: Path = typer.Argument(..., help="a child folder (child.json + model.safetensors)")) -> None:
     """Print the lineage card of a saved child."""
     from .child import read_card
+    from .pipeline import shrunk_text
 
     card = read_card(child_dir)
     table = Table(title=f"child {child_dir}", show_header=False)
@@ -184,7 +185,8 @@ def show(child_dir: Path = typer.Argument(..., help="a child folder (child.json 
         table.add_row(key, str(card.get(key)))
     parent = card.get("parent") or {}
     table.add_row("parent", f"{parent.get('architecture')} fingerprint {parent.get('fingerprint')} ({parent.get('source')})")
-    table.add_row("architecture", json.dumps(card.get("architecture")))
+    table.add_row("architecture", json.dumps(card.get("architecture"))
+                  + (f"\n{shrunk_text(card.get('extra') or {})}" if shrunk_text(card.get("extra") or {}) else ""))
     table.add_row("task", json.dumps(card.get("task")))
     table.add_row("config", json.dumps(card.get("config"), indent=1))
     metrics = card.get("metrics") or {}
@@ -222,6 +224,10 @@ def diversity(
     run_dir: Path = typer.Argument(..., help="a run folder with ensemble children"),
     layers: Optional[str] = typer.Option(None, help="comma-separated layer names for CKA (default: a few per model)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default RUN_DIR/diversity)"),
+    actmax_layer: Optional[str] = typer.Option(
+        None, "--actmax-layer", help="layer whose units activation maximisation shows (default: features, the "
+        "head's input; without a head: the last CKA layer)"),
+    units: int = typer.Option(4, "--units", min=0, help="units of that layer to show (0: no activation maximisation)"),
 ) -> None:
     """Diversity of ensemble members: disagreement, KL, linear CKA heat-maps, activation maximisation."""
     from .evaluate.diversity import diversity_for_run
@@ -235,10 +241,10 @@ def diversity(
         with Progress(TextColumn("diversity"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("{task.fields[info]}"), console=err_console) as bar:
             task = bar.add_task("diversity", total=None, info="")
-            summary = diversity_for_run(run_dir, layers=names, out=out, progress=lambda d, t, name: bar.update(
-                task, completed=d, total=t, info=name))
+            summary = diversity_for_run(run_dir, layers=names, out=out, actmax_layer=actmax_layer, units=units,
+                                        progress=lambda d, t, name: bar.update(task, completed=d, total=t, info=name))
     else:
-        summary = diversity_for_run(run_dir, layers=names, out=out,
+        summary = diversity_for_run(run_dir, layers=names, out=out, actmax_layer=actmax_layer, units=units,
                                     progress=lambda d, t, name: err_console.print(f"diversity: {d}/{t} {name}",
                                                                                   highlight=False))
     if out is None and (run_dir / "experiment.json").exists():  # link the analysis from report.html

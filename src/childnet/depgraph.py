@@ -65,6 +65,7 @@ from torch import nn
 from ._depgraph_mask import indices, mask_group, refusal
 from .errors import ChildnetError, MissingDependencyError
 from .masks import remove_masks
+from .models.base import classifier_name
 from .scorers import score as _score
 from .tasks.base import to_device
 
@@ -156,7 +157,7 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
     if int(round_to) < 1:
         raise ChildnetError(f"round_to: must be 1 (no rounding) or a channel multiple such as 8 or 16 (got {round_to!r})")
     names = {m: n for n, m in model.named_modules()}
-    ignored_mods = _ignored_modules(model, ignored)
+    ignored_mods = _ignored_modules(model, ignored, x)
     graph = _build_graph(model, x)
     attention = _attention_of(model)
     weights = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, _WEIGHTED) and m not in ignored_mods]
@@ -197,8 +198,9 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
     return graph, plans, skipped
 
 
-def _ignored_modules(model: nn.Module, ignored: list[str] | None) -> list[nn.Module]:
-    """The classifier (always: pruning its outputs would drop classes) and the modules named in ``ignored``."""
+def _ignored_modules(model: nn.Module, ignored: list[str] | None, x=None) -> list[nn.Module]:
+    """The classifier (always: pruning its outputs would drop classes) and the modules named in ``ignored``
+    (a container stands for every module inside it: Torch-Pruning only honours the layers themselves)."""
     modules = dict(model.named_modules())
     for name in ignored or ():
         if not isinstance(name, str) or not name or name not in modules:
@@ -206,15 +208,15 @@ def _ignored_modules(model: nn.Module, ignored: list[str] | None) -> list[nn.Mod
             shown = ", ".join(weighted[:40]) + (f", … ({len(weighted)} in all)" if len(weighted) > 40 else "")
             raise ChildnetError(f"ignored: {name!r} is not a module of {type(model).__name__}; name modules by their "
                                 f"path in the model, e.g. its Conv/Linear layers: {shown}")
-    return [modules[n] for n in dict.fromkeys([*_default_ignored(model), *(ignored or ())])]
+    named = [*_default_ignored(model, x), *(ignored or ())]
+    inside = [n for n in modules if any(n.startswith(f"{name}.") for name in named)]
+    return [modules[n] for n in dict.fromkeys([*named, *inside])]
 
 
-def _default_ignored(model: nn.Module) -> list[str]:
-    """The classifier (the module named ``head``, else the last Linear): its outputs are the classes."""
-    if isinstance(getattr(model, "head", None), nn.Module):
-        return ["head"]
-    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    return linears[-1:]
+def _default_ignored(model: nn.Module, x=None) -> list[str]:
+    """The classifier (:func:`~childnet.models.base.classifier_name`): its outputs are the classes."""
+    head = classifier_name(model, x)
+    return [head] if head else []
 
 
 def _allocate(plans: list[dict], sparsity: float, scope: str, round_to: int) -> None:
@@ -304,8 +306,17 @@ def depgraph_shrink(model: nn.Module, example_inputs, sparsity: float, *, scorer
     for plan in plans:
         if plan["prune"]:
             group = graph.get_pruning_group(plan["root"], _out_handler(graph, plan["root"]), plan["prune"])
-            mask_group(group, masked, names, getattr(graph, "_param_to_name", {}))
-            group.prune()
+            try:
+                mask_group(group, masked, names, getattr(graph, "_param_to_name", {}))
+                group.prune()
+            except Exception as err:  # noqa: BLE001 - Torch-Pruning cannot cut this group consistently
+                joined = sorted({names[d.dep.target.module] for d in group
+                                 if d.dep.target.module in names and names[d.dep.target.module]})
+                raise ChildnetError(
+                    f"structured shrinking cannot prune layer {plan['name']}: Torch-Pruning failed removing "
+                    f"{len(plan['prune'])} of its {plan['size']} channels from the layers they join "
+                    f"({', '.join(joined[:12])}{', …' if len(joined) > 12 else ''}) with {type(err).__name__}: "
+                    f"{(str(err).splitlines() or [''])[0][:120]}; add {plan['name']} to ignored") from None
             if plan["attention"] is not None:
                 att = plan["attention"]
                 att.num_attention_heads = plan["kept"]

@@ -47,17 +47,36 @@ def default_hint_layer(model: nn.Module) -> str:
     return FEATURES
 
 
+class _OnceGuard:
+    """Refuses a named layer that one forward pass of ``model`` calls twice (a module reused in the forward):
+    its output would be ambiguous — the second call's overwrites the first's, and a replacement would apply
+    at both calls. Calling ``guard(name)`` marks the layer as called and returns the name."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.seen = model, set()
+        self.handle = model.register_forward_pre_hook(lambda m, a: self.seen.clear())
+
+    def __call__(self, name: str) -> str:
+        if name in self.seen:
+            raise ChildnetError(f"layer '{name}' is called more than once in one forward pass of "
+                                f"{type(self.model).__name__} (a module used twice), so its output is ambiguous; "
+                                "name a layer the forward calls once")
+        self.seen.add(name)
+        return name
+
+
 @contextmanager
 def capture(model: nn.Module, names: list[str]) -> Iterator[dict[str, torch.Tensor]]:
     """Within the block, each forward pass stores the output of each named layer in the dict."""
     out: dict[str, torch.Tensor] = {}
-    handles = []
-    for name in names:
+    once = _OnceGuard(model)
+    handles = [once.handle]
+    for name in dict.fromkeys(names):
         layer = get_layer(model, name)
         if name == FEATURES:
-            handles.append(layer.register_forward_pre_hook(lambda m, a, n=name: out.__setitem__(n, a[0])))
+            handles.append(layer.register_forward_pre_hook(lambda m, a, n=name: out.__setitem__(once(n), a[0])))
         else:
-            handles.append(layer.register_forward_hook(lambda m, a, o, n=name: out.__setitem__(n, o)))
+            handles.append(layer.register_forward_hook(lambda m, a, o, n=name: out.__setitem__(once(n), o)))
     try:
         yield out
     finally:
@@ -69,13 +88,14 @@ def capture(model: nn.Module, names: list[str]) -> Iterator[dict[str, torch.Tens
 def replace_outputs(model: nn.Module, fns: dict[str, Callable[[torch.Tensor], torch.Tensor]]):
     """Within the block, the output of each named layer is passed through ``fns[name]``
     (for ``features``: the head's input)."""
-    handles = []
+    once = _OnceGuard(model)
+    handles = [once.handle]
     for name, fn in fns.items():
         layer = get_layer(model, name)
         if name == FEATURES:
-            handles.append(layer.register_forward_pre_hook(lambda m, a, f=fn: (f(a[0]),)))
+            handles.append(layer.register_forward_pre_hook(lambda m, a, f=fn, n=name: (once(n) and f(a[0]),)))
         else:
-            handles.append(layer.register_forward_hook(lambda m, a, o, f=fn: f(o)))
+            handles.append(layer.register_forward_hook(lambda m, a, o, f=fn, n=name: once(n) and f(o)))
     try:
         yield
     finally:

@@ -20,7 +20,10 @@ Where masks act: :func:`apply_masks` registers a ``torch.nn.utils.parametrize`` 
 :func:`remove_masks` bakes ``w ⊙ m`` into plain parameters so the state dict has its usual keys.
 
 Which weights are prunable by default (:func:`prunable_names`): the weights of every Conv and Linear
-layer, the first layer included and the classifier head excluded. Our choice: METHODS.md leaves it
+layer, the first layer included and the classifier head excluded (the module named ``head``, else the last
+Conv/Linear layer the forward pass calls, so a classifier declared before the body is still found). A weight
+shared by two layers counts once (its mask is given to both names); a layer the builder froze while the rest
+trains is left as it is. Our choice: METHODS.md leaves it
 open; the head holds < 1 % of the weights of our CNNs/ResNets, and pruning it to 98 % would delete
 whole classes. ``include_head=True`` prunes it too.
 """
@@ -37,7 +40,7 @@ from torch.nn.utils import parametrize
 
 from .checkpoint import load_tensors
 from .errors import ChildnetError
-from .models.base import unit_groups
+from .models.base import called_layers, classifier_name, unit_groups
 from .scorers import score as _score
 
 __all__ = [
@@ -99,23 +102,77 @@ def plain_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def _frozen_layers(model: nn.Module, layers: list[str]) -> set[str]:
+    """Layers whose weight is frozen (``requires_grad=False``) while others train: the builder's choice, left
+    as it is. A model with every parameter frozen (a parent as trained) has none: it is pruned whole."""
+    def weight(name):
+        module = model.get_submodule(name)
+        if parametrize.is_parametrized(module, "weight"):
+            return module.parametrizations.weight.original
+        return getattr(module, "weight", None)
+
+    if not any(p.requires_grad for p in model.parameters()):
+        return set()
+    return {n for n in layers if isinstance(weight(n), torch.Tensor) and not weight(n).requires_grad}
+
+
+def tied_names(model: nn.Module) -> dict[str, str]:
+    """Parameters shared between modules (weight tying, ``b.weight = a.weight``): each later name → the first
+    name of the same tensor (masked parameters are compared by their unmasked original)."""
+    first: dict[int, str] = {}
+    tied: dict[str, str] = {}
+    for mod_name, module in model.named_modules():
+        if "parametrizations" in mod_name.split("."):  # a mask's own storage: seen through its module below
+            continue
+        for pname, param in module.named_parameters(recurse=False):
+            _claim(first, tied, f"{mod_name}.{pname}" if mod_name else pname, param)
+        if parametrize.is_parametrized(module):
+            for pname, plist in module.parametrizations.items():
+                _claim(first, tied, f"{mod_name}.{pname}" if mod_name else pname, plist.original)
+    return tied
+
+
+def _claim(first: dict, tied: dict, name: str, tensor) -> None:
+    owner = first.setdefault(id(tensor), name)
+    if owner != name:
+        tied[name] = owner
+
+
+def _tie_masks(model: nn.Module, masks: Masks) -> Masks:
+    """One mask per tied tensor: every name of a shared parameter gets its first name's mask (otherwise two
+    independent masks land on one tensor, and PAT's complementary members share pruned weights)."""
+    for alias, owner in tied_names(model).items():
+        if owner in masks:
+            masks[alias] = masks[owner]
+        elif alias in masks:
+            masks[owner] = masks[alias]
+    return masks
+
+
 def prunable_names(model: nn.Module, include_head: bool = False, include_first: bool = True) -> list[str]:
     """Names of the Conv/Linear weights that scorers prune by default (see the module docstring).
 
     Args:
         model: the network.
-        include_head: also prune the classifier (the module named ``head``, else the last Linear).
-        include_first: also prune the first Conv/Linear layer.
+        include_head: also prune the classifier (:func:`childnet.models.base.classifier_name`: the module
+            named ``head``, else the last Conv/Linear layer the forward pass calls).
+        include_first: also prune the first Conv/Linear layer (the first one the forward pass calls).
     """
     layers = [n for n, m in model.named_modules() if isinstance(m, _PRUNABLE_LAYERS)]
     if not layers:
         raise ChildnetError(f"{type(model).__name__} has no Conv or Linear layer to prune")
-    head = "head" if "head" in layers else (
-        [n for n in layers if isinstance(model.get_submodule(n), nn.Linear)] or [None])[-1]
-    names = [n for i, n in enumerate(layers) if (include_first or i > 0) and (include_head or n != head)]
+    called = called_layers(model, types=_PRUNABLE_LAYERS) if not include_first or "head" not in layers else None
+    if called:  # the forward's order: a model may declare its classifier first
+        layers = called + [n for n in layers if n not in called]
+    head = "head" if "head" in layers else (called[-1] if called else classifier_name(model))
+    tied = tied_names(model)  # a shared weight counts once, under its first name
+    frozen = _frozen_layers(model, layers)
+    names = [n for i, n in enumerate(layers) if (include_first or i > 0) and (include_head or n != head)
+             and f"{n}.weight" not in tied and n not in frozen]
     if not names:
-        raise ChildnetError("no prunable layer left: the model has only its first layer and/or its head "
-                            "(set include_head: true or include_first: true)")
+        raise ChildnetError("no prunable layer left: the model has only its first layer and/or its head"
+                            + (f", and its frozen layers ({', '.join(sorted(frozen)[:6])})" if frozen else "")
+                            + " (set include_head: true or include_first: true)")
     return [f"{n}.weight" for n in names]
 
 
@@ -186,7 +243,7 @@ def scored_masks(
         for n, s in scores.items():
             if n in previous:
                 s[~previous[n].bool().cpu()] = -float("inf")  # below every score: pruned first
-    return _select_lowest(scores, sparsity, scope)
+    return _tie_masks(model, _select_lowest(scores, sparsity, scope))
 
 
 def magnitude_masks(

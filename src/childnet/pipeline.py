@@ -451,6 +451,17 @@ def _metric_text(metrics: dict) -> str:
     return ", ".join(parts)
 
 
+def shrunk_text(extra: dict) -> str:
+    """``shrunk by depgraph: a 32→15, b 32→17`` for a child Torch-Pruning shrank (its architecture spec is still
+    the parent's; the new widths are in ``extra.shrink``), else ``""``."""
+    groups = [g for g in ((extra.get("shrink") or {}).get("groups") or []) if isinstance(g, dict)
+              and g.get("before") != g.get("after")]
+    if not groups:
+        return ""
+    shown = ", ".join(f"{g.get('layer')} {g.get('before')}→{g.get('after')}" for g in groups[:8])
+    return f"shrunk by depgraph: {shown}{', …' if len(groups) > 8 else ''}"
+
+
 def family_lines(card: dict) -> list[str]:
     """One line per generation of a lineage card, root first and the child itself last (``childnet show``)."""
     ancestors = card.get("ancestors") or []
@@ -462,7 +473,8 @@ def family_lines(card: dict) -> list[str]:
     stage = (card.get("extra") or {}).get("stage") or {}
     me = {"generation": stage.get("generation", len(ancestors)), "stage": stage.get("name", "—"),
           "label": stage.get("label", card.get("method")), "method": card.get("method"),
-          "architecture": card.get("architecture"), "metrics": card.get("metrics") or {}, "fingerprint": "this child"}
+          "architecture": card.get("architecture"), "metrics": card.get("metrics") or {}, "fingerprint": "this child",
+          "shrunk": shrunk_text(card.get("extra") or {})}
     lines = []
     for a in [*ancestors, me]:
         arch = a.get("architecture") or {}
@@ -470,8 +482,9 @@ def family_lines(card: dict) -> list[str]:
         chosen = a.get("chosen") or {}
         among = f"; chosen on {chosen.get('by')} among {len(chosen.get('values') or {})}" if len(
             chosen.get("values") or {}) > 1 else ""
+        shrunk = f" {a['shrunk']}" if a.get("shrunk") else ""
         lines.append(f"gen {a.get('generation')} [{a.get('stage')}] {a.get('label')} ({a.get('method')}) — "
-                     f"{arch.get('name', '?')}({shape}) — {_metric_text(a.get('metrics') or {})} "
+                     f"{arch.get('name', '?')}({shape}){shrunk} — {_metric_text(a.get('metrics') or {})} "
                      f"— {a.get('fingerprint')}{among}")
     return lines
 

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import ChildnetError
-from ..features import FEATURES, capture, get_layer
+from ..features import FEATURES, capture, get_layer, layer_names
 from ..tasks.base import Inputs, num_examples, take, to_device
 from ._diversity_io import (load_ensemble_child, load_parent_model, plot_activation_maximisation, plot_heatmap,
                             summarise_by_method)
@@ -242,7 +242,8 @@ def diversity_report(source, task=None, *, layers: list[str] | None = None, out:
         out: folder for ``diversity.json`` and the figures (nothing is written when ``None``).
         parent: the parent network (default: loaded from the child's lineage when its cache exists).
         units: how many units (0 … units−1) of ``actmax_layer`` to visualise (0: none; text inputs: none).
-        actmax_layer: layer of those units (default: ``features``, the penultimate layer).
+        actmax_layer: layer of those units (default: ``features``, the penultimate layer; for members
+            without a ``head``, the last of ``layers``).
         max_examples: test examples used (the first ones).
         steps: gradient-ascent steps of activation maximisation.
 
@@ -255,7 +256,12 @@ def diversity_report(source, task=None, *, layers: list[str] | None = None, out:
     child, task, parent = load_ensemble_child(source, task, parent)
     members = member_models(child)
     layers = check_layers(members[0], layers if layers is not None else default_layers(members[0]))
-    actmax_layer = check_layers(members[0], [actmax_layer or FEATURES])[0]
+    if actmax_layer is None:  # the penultimate layer; a model without a head: the last CKA layer
+        actmax_layer = FEATURES if FEATURES in layer_names(members[0]) else (layers[-1] if layers else None)
+    if actmax_layer is None:
+        units = 0
+    else:
+        actmax_layer = check_layers(members[0], [actmax_layer])[0]
     if parent is not None and any(n not in dict(parent.named_modules()) and n != FEATURES for n in layers):
         parent = None  # a parent of another architecture has no matching layers
     x, y = task.split("test")
@@ -323,12 +329,13 @@ def _write_report(out: Path, report: dict, labels: list[str], images) -> None:
 
 
 def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out: str | Path | None = None,
-                      progress=None) -> dict:
+                      progress=None, *, actmax_layer: str | None = None, units: int = 4) -> dict:
     """Diversity analysis of every ensemble child in a run folder (the ``childnet diversity`` command).
 
     Each child's report and figures go to ``out/<setting>/<label>/seed<k>/``; ``out/diversity.json``
     holds all of them plus the per-method means over seeds. ``out`` defaults to ``RUN_DIR/diversity``.
-    ``progress(done, total, name)`` is called after each child (the CLI shows a bar).
+    ``progress(done, total, name)`` is called after each child (the CLI shows a bar). ``actmax_layer`` and
+    ``units`` are :func:`diversity_report`'s.
 
     Raises:
         ChildnetError: no such folder, no ensemble child in it, or an unknown layer name.
@@ -353,7 +360,8 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
             from ..tasks.base import load_task
 
             tasks[key] = load_task(card["task"])
-        rep = diversity_report(folder, tasks[key], layers=layers, out=out / rel)
+        rep = diversity_report(folder, tasks[key], layers=layers, out=out / rel, actmax_layer=actmax_layer,
+                               units=units)
         rep["method"], rep["seed"] = card.get("method"), card.get("seed")
         reports[str(rel)] = rep
         if progress is not None:

@@ -119,13 +119,21 @@ def check_parent_fits(method: str, parent_task: Task | None, task: Task, model: 
     use = METHODS.get(method).meta.get("parent_use")
     if use is None or parent_task is None or parent_task is task:
         return
-    where = f"{method}: the parent's task '{parent_task.name}'"
+    where = f"{method}: the parent's task {_named(parent_task, task)}"
     if use == "outputs" and parent_task.num_classes != task.num_classes:
-        raise ChildnetError(f"{where} has {parent_task.num_classes} classes but task '{task.name}' has "
+        raise ChildnetError(f"{where} has {parent_task.num_classes} classes but task {_named(task, parent_task)} has "
                             f"{task.num_classes}; {method} keeps the parent's output layer or learns from its "
                             "outputs, so they must be the task's classes. Train the parent on this task (drop "
                             "parent.task), or use a tune method (vanilla, child_tuning_f, lora, …), which fits a "
                             "new head")
+    names, parent_names = task.meta.get("classes"), parent_task.meta.get("classes")
+    if use == "outputs" and names and parent_names and [str(c) for c in names] != [str(c) for c in parent_names]:
+        shown = ", ".join(map(str, parent_names[:6])) + (", …" if len(parent_names) > 6 else "")
+        mine = ", ".join(map(str, names[:6])) + (", …" if len(names) > 6 else "")
+        raise ChildnetError(f"{where} has the classes [{shown}] but task {_named(task, parent_task)} has [{mine}]; "
+                            f"{method} reads the parent's outputs as this task's classes, in order. Train the parent "
+                            "on this task, or use a tune method (vanilla, child_tuning_f, lora, …), which fits a new "
+                            "head")
     if model is None or tuple(parent_task.input_shape) == tuple(task.input_shape):
         return
     from ..models.base import forward_error
@@ -136,6 +144,14 @@ def check_parent_fits(method: str, parent_task: Task | None, task: Task, model: 
                             f"has {tuple(task.input_shape)}, and the parent network cannot read them "
                             f"({type(err).__name__}: {str(err)[:120]}); train the parent on this task (drop "
                             "parent.task)")
+
+
+def _named(task: Task, other: Task) -> str:
+    """``'name'``, with the data file when the other task has the same name (two ``arrays`` tasks)."""
+    path = (task.spec or {}).get("path") if isinstance(task.spec, dict) else None
+    if task.name == other.name and path:
+        return f"'{task.name}' ({Path(str(path)).name})"
+    return f"'{task.name}'"
 
 
 def check_task_kind(method: str, task: Task) -> None:

@@ -151,6 +151,40 @@ def forward_error(model: nn.Module, x) -> Exception | None:
     return None
 
 
+def called_layers(model: nn.Module, x=None, types: tuple = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) -> list[str] | None:
+    """Names of ``model``'s layers of ``types`` in the order its forward pass first calls them, or None when
+    no forward can be run: ``x`` is an input batch (default: zeros of the recorded ``input_shape``, for a
+    model built by :func:`build_model` on float inputs). Declaration order is not call order: a model may
+    declare its classifier before its body."""
+    if x is None:
+        shape = (getattr(model, "childnet_spec", None) or {}).get("input_shape")
+        if not shape:
+            return None  # token ids or unknown inputs: no example to run
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        x = torch.zeros((2, *shape), device=device)
+    order: list[str] = []
+    handles = [m.register_forward_hook(lambda _m, _i, _o, n=n: order.append(n))
+               for n, m in model.named_modules() if isinstance(m, types)]
+    try:
+        err = forward_error(model, x)
+    finally:
+        for h in handles:
+            h.remove()
+    return list(dict.fromkeys(order)) if err is None and order else None
+
+
+def classifier_name(model: nn.Module, x=None) -> str | None:
+    """The layer whose outputs are the classes: the module named ``head``; else the last Conv/Linear layer the
+    forward pass calls (:func:`called_layers`); else, when no forward can be run, the last Linear declared."""
+    if isinstance(getattr(model, "head", None), nn.Module):
+        return "head"
+    order = called_layers(model, x)
+    if order:
+        return order[-1]
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
+
+
 def check_runs_on(model: nn.Module, task, what: str) -> None:
     """Refuse with a sentence a network that cannot run on ``task``'s inputs (two test examples): a CNN on a
     ranking task's sequences failed deep inside training with an AttributeError."""

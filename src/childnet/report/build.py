@@ -126,8 +126,10 @@ def _how_to_read(summary: dict) -> list[Block]:
         f"The Wilcoxon signed-rank p is in the summary JSON from {MIN_WILCOXON_PAIRS} paired seeds on. "
         "Cost columns are means over successful seeds; MACs are per example; train compute is forward MACs × "
         "training examples seen, summed over everything trained for the child (search trials and scoring, "
-        "retraining, ensemble members; the parent's own training is in its row); latency is the median CPU time "
-        "of one forward pass at batch size 1 and 64."
+        "retraining, ensemble members; the parent's own training is in its row; a teacher's forward passes — kd, "
+        "hkt, fitnets — are not counted); latency is the median CPU time of one forward pass at batch size 1 and "
+        "64. Wall time is the unit's own; a worker's one-off loading of the task and parent is setup_s in "
+        "results.jsonl."
     )
     return [Heading("How to read this"), Paragraph(text)]
 

@@ -67,6 +67,13 @@ class PATConfig(EnsembleMethodConfig):
         "default", description="paper: the authors' tuning run (10 epochs, batch 128, SGD 0.1 Nesterov, wd 5e-4, "
                                "one-cycle pct_start 0.1, div_factor 100); fields given in tune win")
 
+    @model_validator(mode="after")
+    def _head_only_unstructured(self):
+        if self.include_head and self.structure != "weights":
+            raise ValueError(f"include_head: true applies to structure: weights only; structured pruning "
+                             f"({self.structure}) never removes the classifier's outputs, which are the classes")
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data):
@@ -80,8 +87,9 @@ class PATConfig(EnsembleMethodConfig):
 def member_masks(parent, task, cfg: PATConfig, seed: int) -> list[dict]:
     """Each member's masks: anti-random pairs (the paper), or ``cfg.scorer`` with member k's seed."""
     units = cfg.structure != "weights"
+    model = parent.trainable_copy()  # the builder's frozen layers are marked (and left unpruned)
     if cfg.scorer == "anti_random":
-        return anti_random_masks(parent.model, cfg.members, sparsity=cfg.sparsity, seed=member_seed(seed, 0),
+        return anti_random_masks(model, cfg.members, sparsity=cfg.sparsity, seed=member_seed(seed, 0),
                                  structure="units" if units else "weights", include_head=cfg.include_head)
     if units and cfg.scorer not in ("magnitude", "random"):
         raise ChildnetError(f"scorer: whole {cfg.structure} are ranked by their L1 norm (magnitude) or at random; "
@@ -89,10 +97,10 @@ def member_masks(parent, task, cfg: PATConfig, seed: int) -> list[dict]:
     out = []
     for k in range(cfg.members):
         if units:
-            out.append(structured_masks(parent.model, cfg.sparsity, score="l1" if cfg.scorer == "magnitude" else "random",
+            out.append(structured_masks(model, cfg.sparsity, score="l1" if cfg.scorer == "magnitude" else "random",
                                         seed=member_seed(seed, k)))
         else:
-            out.append(scored_masks(parent.model, cfg.sparsity, cfg.scorer, seed=member_seed(seed, k), scope="layer",
+            out.append(scored_masks(model, cfg.sparsity, cfg.scorer, seed=member_seed(seed, k), scope="layer",
                                     data=(task.x_train, task.y_train), include_head=cfg.include_head))
     return out
 

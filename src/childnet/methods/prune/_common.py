@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ...config import Config
 from ...depgraph import example_batch
@@ -43,6 +43,13 @@ class PruneConfig(Config):
         "resnet): a physically smaller child")
     include_head: bool = Field(False, description="also prune the classifier head (weights structure)")
     tune: TrainConfig = Field(default_factory=default_tune, description="the tuning run (same budget for every method)")
+
+    @model_validator(mode="after")
+    def _head_only_unstructured(self):
+        if self.include_head and self.structure != "weights":
+            raise ValueError(f"include_head: true applies to structure: weights only; structured pruning "
+                             f"({self.structure}) never removes the classifier's outputs, which are the classes")
+        return self
 
     @field_validator("sparsity")
     @classmethod
