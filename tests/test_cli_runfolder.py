@@ -3,8 +3,6 @@ SIGTERM, an unwritable parent cache, a corrupt run folder and a full disk."""
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import os
 import signal
@@ -13,7 +11,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from test_cli import CLI, TINY, ok_units, user_error, write
+
+from childnet.config import parse_experiment
 
 ONE = dict(TINY, methods=["scratch"], seeds=1)
 
@@ -151,11 +152,14 @@ def test_unwritable_parent_cache_gives_every_worker_the_one_parent(tmp_path):
 
 def _finished_folder(tmp_path, raw):
     """A run folder whose one unit already finished (written by hand: resuming it trains nothing)."""
-    from childnet.config import parse_experiment
 
     out = tmp_path / "run"
     out.mkdir()
     (out / "experiment.json").write_text(json.dumps(parse_experiment(raw).model_dump(), default=str))
+    folder = out / "children" / "default" / "scratch" / "seed0"  # a finished unit has its child folder
+    folder.mkdir(parents=True)
+    (folder / "child.json").write_text(json.dumps({"method": "scratch", "config": {}, "seed": 0}))
+    (folder / "model.safetensors").write_bytes(b"")
     unit = {"unit": "default/scratch/seed0", "setting": "default", "overrides": {}, "method": "scratch",
             "label": "scratch", "seed": 0, "status": "ok", "error": None,
             "metrics": {"accuracy": 0.5, "params": 10}, "history": [], "child_dir": "x", "wall_time_s": 1.0}
@@ -180,6 +184,7 @@ def test_resume_sets_invalid_result_lines_aside_and_refuses_a_corrupt_folder(tmp
 
     out2 = tmp_path / "elsewhere"
     out2.mkdir()
+    (out2 / "experiment.json").write_text(json.dumps(parse_experiment(ONE).model_dump(), default=str))
     (out2 / "results.jsonl").symlink_to(out / "results.jsonl")
     user_error(cli("run", exp, "--out", out2, "--workers", "0"), "results.jsonl is a symbolic link")
 
@@ -187,6 +192,7 @@ def test_resume_sets_invalid_result_lines_aside_and_refuses_a_corrupt_folder(tmp
 def test_full_disk_is_one_sentence_and_leaves_no_temporaries(tmp_path):
     exp, out = write(tmp_path, ONE), tmp_path / "run"
     (out / "children" / "default" / "scratch").mkdir(parents=True)
+    (out / "experiment.json").write_text(json.dumps(parse_experiment(ONE).model_dump(), default=str))  # killed
     (out / "children" / "default" / "scratch" / ".tmp-seed0-left-by-a-kill").mkdir()
     (out / ".tmp-abc").write_text("half an experiment.json")
     env = dict(os.environ, CHILDNET_TEST_FAULTS="disk_full=results.jsonl")  # see childnet._faults

@@ -101,7 +101,7 @@ def _is_number(ann: Any) -> bool:
 class Config(BaseModel):
     """Base of every childnet config: frozen, unknown fields rejected, partial blocks merged."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf epochs ran into an overflow
 
     @model_validator(mode="before")
     @classmethod

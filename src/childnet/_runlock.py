@@ -41,7 +41,14 @@ class RunLock:
         import fcntl
 
         for _ in range(10):  # retried when the file was replaced between open and flock
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:  # never through a symlink: truncating it would destroy the file it points to
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            except OSError as err:
+                if self.path.is_symlink() or self.path.is_dir():
+                    raise ChildnetError(f"{self.path} is a {'symlink' if self.path.is_symlink() else 'folder'}, "
+                                        "not childnet's lock file; it is left as it is: remove it, or choose "
+                                        "another --out folder") from None
+                raise ChildnetError(f"cannot create the lock file {self.path}: {err.strerror or err}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -121,6 +121,8 @@ def run_unit(payload: dict) -> dict:
             child.save(child_dir, overwrite=True)  # a leftover of this unfinished unit's killed attempt
         except OSError as err:
             raise rf.disk_error(err, f"the child folder {child_dir}") from None
+        if (payload.get("parent") or {}).get("data"):
+            record["task_data"] = payload["parent"]["data"]  # the resume check compares it with the data now
         record.update(status="ok", error=None, metrics=child.lineage.metrics, history=child.lineage.history,
                       child_dir=str(child_dir.relative_to(payload["out"])), parent=parent.card())
     except rf.DiskFullError as err:  # the main process stops the run when it records this

@@ -227,7 +227,7 @@ def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: boo
                                 f"the same number of values in another order, which would be read wrongly{hint}")
         x = x.reshape(len(x), *shape)  # the same reshape the task did, e.g. (N, L, 1) -> (N, 1, L), or flat
     if extra.get("standardize"):
-        x = apply_standardize(x, extra["standardize"])
+        x = apply_standardize(x, _checked_standardize(extra["standardize"], x.shape[1] if x.dim() > 1 else 0))
     model = child.model.to(device).eval()
     out = []
     with torch.no_grad():
@@ -237,10 +237,32 @@ def predict(child, x, *, batch_size: int = 256, device: str = "cpu", labels: boo
     return _as_labels(idx, extra.get("classes"), labels)
 
 
+def _checked_standardize(stats, features: int) -> dict:
+    """The card's standardisation, refused with a sentence when a hand edit broke it (predictions would be
+    silently wrong: a NaN mean or a zero std answers one class for every input)."""
+    import math
+
+    def numbers(v):
+        return isinstance(v, list) and len(v) == features and all(
+            isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in v)
+
+    if not isinstance(stats, dict) or not numbers(stats.get("mean")) or not numbers(stats.get("std")) \
+            or not all(a > 0 for a in stats["std"]):
+        raise ChildnetError(f"predict: the child's card has a damaged extra.standardize (it needs 'mean' and 'std': "
+                            f"{features} finite numbers each, std > 0); the card was changed after saving")
+    return stats
+
+
 def _as_labels(idx, classes, labels: bool):
     import numpy as np
 
-    return np.asarray(classes)[idx] if labels and classes else idx
+    if not labels or not classes:
+        return idx
+    if not isinstance(classes, list) or (len(idx) and int(idx.max()) >= len(classes)) \
+            or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in classes):
+        raise ChildnetError(f"predict: the child's card has a damaged extra.classes ({str(classes)[:60]}): it "
+                            "should list one name per output of the model; pass labels=False for class indices")
+    return np.asarray(classes)[idx]
 
 
 def _texts(x) -> list[str] | None:

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import ChildnetError
 
-__all__ = ["save_tensors", "load_tensors", "load_state_checked", "atomic_write_text", "cache_dir"]
+__all__ = ["save_tensors", "load_tensors", "tensor_shapes", "load_state_checked", "atomic_write_text", "cache_dir"]
 
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # raw pickle protocol 2+, torch.save zip archive
 
@@ -66,6 +66,26 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[s
     try:
         return load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError) as err:
+        raise ChildnetError(f"{path} is not a valid safetensors checkpoint ({err})") from None
+
+
+def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """The name → shape table of a safetensors file, read from its header only (no tensor is loaded).
+
+    Raises:
+        ChildnetError: not a valid safetensors file (same checks as :func:`load_tensors`).
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        load_tensors(path)  # its sentence: missing, a folder
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {k: tuple(int(d) for d in fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        if open(path, "rb").read(9).startswith(_PICKLE_MAGIC):
+            load_tensors(path)  # the pickle sentence
         raise ChildnetError(f"{path} is not a valid safetensors checkpoint ({err})") from None
 
 

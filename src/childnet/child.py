@@ -26,7 +26,7 @@ from torch import nn
 
 from ._base import check_field_types
 from ._version import __version__
-from .checkpoint import load_state_checked, load_tensors, save_tensors
+from .checkpoint import load_state_checked, load_tensors, save_tensors, tensor_shapes
 from .errors import ChildnetError
 from .models.base import MAX_PARAMS, build_model, model_spec
 
@@ -191,11 +191,19 @@ class Child:
         card = read_card(path)
         lineage = Lineage(**{k: v for k, v in card.items() if k in Lineage.__dataclass_fields__})
         arch, input_shape, num_classes = check_architecture(lineage.architecture, str(path / "child.json"))
-        model = build_model(arch, input_shape, num_classes, max_params=MAX_PARAMS)
-        if isinstance(lineage.extra.get("shrunk_layout"), dict):  # a depgraph child: resize to its recorded shapes
+        weights = path / "model.safetensors"  # its header only: sizes are checked before anything is built
+        shapes = tensor_shapes(weights) if weights.is_file() else None  # (a missing file is said at loading)
+        layout = lineage.extra.get("shrunk_layout") if isinstance(lineage.extra, dict) else None
+        saved = sum(math.prod(s) for s in shapes.values()) if shapes is not None else MAX_PARAMS
+        # a model larger than its weights file is a card that lies (a shrunk child is built at its parent's size)
+        cap = MAX_PARAMS if layout or saved >= MAX_PARAMS else saved
+        model = build_model(arch, input_shape, num_classes, max_params=cap,
+                            limit="childnet builds from a file" if cap == MAX_PARAMS else
+                            f"numbers that {path / 'model.safetensors'} holds: the card does not match its weights")
+        if layout is not None:  # a depgraph child: resize to its recorded shapes (checked against the file)
             from .depgraph import apply_layout
 
-            apply_layout(model, lineage.extra["shrunk_layout"])
+            apply_layout(model, layout, shapes, where=str(path / "child.json"))
         load_state_checked(model, load_tensors(path / "model.safetensors", device),
                            f"{path}/model.safetensors does not match its architecture")
         masks = load_tensors(path / "masks.safetensors", device) if (path / "masks.safetensors").exists() else {}

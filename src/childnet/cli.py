@@ -181,33 +181,43 @@ def show(child_dir: Path = typer.Argument(..., help="a child folder (child.json 
     table = Table(title=f"child {child_dir}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
+
+    def row(key: str, value) -> None:
+        table.add_row(key, _plain_text(value))  # a card is a file: its text is not markup
+
     for key in ("method", "seed", "library_version", "created"):
-        table.add_row(key, str(card.get(key)))
+        row(key, str(card.get(key)))
     parent = card.get("parent") or {}
-    table.add_row("parent", f"{parent.get('architecture')} fingerprint {parent.get('fingerprint')} ({parent.get('source')})")
-    table.add_row("architecture", json.dumps(card.get("architecture"))
+    row("parent", f"{parent.get('architecture')} fingerprint {parent.get('fingerprint')} ({parent.get('source')})")
+    row("architecture", json.dumps(card.get("architecture"))
                   + (f"\n{shrunk_text(card.get('extra') or {})}" if shrunk_text(card.get("extra") or {}) else ""))
-    table.add_row("task", json.dumps(card.get("task")))
-    table.add_row("config", json.dumps(card.get("config"), indent=1))
+    row("task", json.dumps(card.get("task")))
+    row("config", json.dumps(card.get("config"), indent=1))
     metrics = card.get("metrics") or {}
-    table.add_row("metrics", "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in metrics.items()))
+    row("metrics", "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in metrics.items()))
     masks = (child_dir / "masks.safetensors").exists()
-    table.add_row("masks", "masks.safetensors" if masks else "none")
+    row("masks", "masks.safetensors" if masks else "none")
     extra = card.get("extra") or {}
     if isinstance(extra.get("classes"), list):
-        table.add_row("classes", ", ".join(f"{i} → {c}" for i, c in enumerate(extra["classes"][:50])))
+        row("classes", ", ".join(f"{i} → {c}" for i, c in enumerate(extra["classes"][:50])))
     if isinstance(extra.get("standardize"), dict):
-        table.add_row("standardize", f"per {extra['standardize'].get('per')}, fitted on the training split "
+        row("standardize", f"per {extra['standardize'].get('per')}, fitted on the training split "
                       "(applied by childnet.predict)")
     if extra:
-        table.add_row("extra", ", ".join(sorted(extra)))
+        row("extra", ", ".join(sorted(extra)))
     out_console.print(table)
     _print_family_tree(card)
 
 
+def _plain_text(value) -> str:
+    """Text from a file, safe to print: rich markup escaped, control characters (terminal escapes) replaced."""
+    from rich.markup import escape
+
+    return escape("".join(c if c.isprintable() or c == "\n" else "�" for c in str(value)))
+
+
 def _print_family_tree(card: dict) -> None:
     """The child's ancestors, root parent first (a pipeline's card lists them all; otherwise its parent)."""
-    from rich.markup import escape
     from rich.tree import Tree
 
     from .pipeline import family_lines
@@ -215,7 +225,7 @@ def _print_family_tree(card: dict) -> None:
     lines = family_lines(card)
     tree = node = Tree("[bold]family tree[/bold] (root parent first; metrics at that point)")
     for line in lines:
-        node = node.add(escape(line))
+        node = node.add(_plain_text(line))
     out_console.print(tree)
 
 

@@ -384,19 +384,50 @@ def _plain(v):
     return list(v) if isinstance(v, tuple) else v
 
 
-def apply_layout(model: nn.Module, spec: dict) -> nn.Module:
-    """Resize ``model`` (built from its registered spec) to a recorded :func:`layout` (in place)."""
-    for name, shape in spec.get("shapes", {}).items():
+def apply_layout(model: nn.Module, spec: dict, saved: dict | None = None, where: str = "the layout") -> nn.Module:
+    """Resize ``model`` (built from its registered spec) to a recorded :func:`layout` (in place).
+
+    Args:
+        saved: the weights file's name → shape table (:func:`childnet.checkpoint.tensor_shapes`); every
+            recorded shape must be the saved one, so a card cannot make childnet allocate what the file
+            does not hold.
+        where: the card, for error messages.
+    """
+    shapes, attrs = spec.get("shapes", {}), spec.get("attributes", {})
+    if not isinstance(shapes, dict) or not isinstance(attrs, dict):
+        raise ChildnetError(f"{where}: extra.shrunk_layout must map 'shapes' and 'attributes' to objects")
+    modules = dict(model.named_modules())
+    for name, shape in shapes.items():
+        mod_name, _, attr = str(name).rpartition(".")
+        ok = (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+              and mod_name in modules and isinstance(getattr(modules[mod_name], attr, None), torch.Tensor))
+        if not ok or (saved is not None and tuple(saved.get(name, ())) != tuple(shape)):
+            raise ChildnetError(f"{where}: extra.shrunk_layout.shapes[{str(name)[:80]!r}] = {str(shape)[:60]} does not "
+                                "match the model or its weights file; the card was changed after saving")
+    for name, values in attrs.items():
+        bad = (name not in modules or not isinstance(values, dict)
+               or any(a not in _ATTRS or not _plain_value(v) for a, v in values.items()))
+        if bad:
+            raise ChildnetError(f"{where}: extra.shrunk_layout.attributes[{str(name)[:80]!r}] is not a width of a "
+                                f"module of the model (accepted: {', '.join(_ATTRS)}, as integers)")
+    for name, shape in shapes.items():
         mod_name, _, attr = name.rpartition(".")
-        module = model.get_submodule(mod_name) if mod_name else model
+        module = modules[mod_name]
         old = getattr(module, attr)
         new = torch.zeros(shape, dtype=old.dtype, device=old.device)
         if isinstance(old, nn.Parameter):
             setattr(module, attr, nn.Parameter(new, requires_grad=old.requires_grad))
         else:
             module.register_buffer(attr, new)
-    for name, attrs in spec.get("attributes", {}).items():
-        module = model.get_submodule(name) if name else model
-        for a, v in attrs.items():
-            setattr(module, a, tuple(v) if isinstance(v, list) else v)
+    for name, values in attrs.items():
+        for a, v in values.items():
+            setattr(modules[name], a, tuple(v) if isinstance(v, list) else v)
     return model
+
+
+def _plain_value(v) -> bool:
+    """An integer width, or a list of them (``normalized_shape``)."""
+    def whole(x):
+        return isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 2**31
+
+    return whole(v) or (isinstance(v, list) and len(v) <= 8 and all(whole(x) for x in v))

@@ -27,7 +27,7 @@ from .errors import ChildnetError, ConfigError, TrainingDiverged
 from .evaluate import evaluate_model
 from .models.base import build_model, check_runs_on
 from .registry import MODELS, TASKS
-from .tasks.base import Task, data_fingerprint, load_task
+from .tasks.base import Task, data_fingerprint, load_task, test_fingerprint
 from .train import RNG_LOCK, fit, seed_everything
 
 __all__ = ["Parent", "get_parent", "load_handed_parent", "cache_dir", "TRAINER_VERSION"]
@@ -120,7 +120,8 @@ def _read_cache(folder: Path, model: nn.Module) -> dict:
         raise ChildnetError("parent.json has no metrics.accuracy")
     history = meta.get("history", [])
     load_state_checked(model, load_tensors(folder / "model.safetensors"), "its weights do not fit the model")
-    return {"metrics": metrics, "history": history if isinstance(history, list) else []}
+    return {"metrics": metrics, "history": history if isinstance(history, list) else [],
+            "test_data": meta.get("test_data")}
 
 
 def _discard(folder: Path, log: Callable[[str], None], reason: str) -> None:
@@ -203,9 +204,15 @@ def get_parent(
                 seed_everything(cfg.seed)
                 model = build_model(cfg.model, ptask.input_shape, ptask.num_classes)
         else:
-            log(f"reused cached parent {key} ({cfg.model.get('name')}, test accuracy "
-                f"{meta['metrics']['accuracy']:.4f})")
-            return _finish(model, ptask, cfg, "cache", device, path=str(folder), metrics=meta["metrics"],
+            metrics = meta["metrics"]
+            if meta["test_data"] is not None and meta["test_data"] != test_fingerprint(ptask):
+                log(f"reused cached parent {key} ({cfg.model.get('name')}); the test split changed since it was "
+                    "cached (the training and validation splits did not), so its metrics are measured again")
+                metrics = None  # measured by _finish on this test split
+            else:
+                log(f"reused cached parent {key} ({cfg.model.get('name')}, test accuracy "
+                    f"{metrics['accuracy']:.4f})")
+            return _finish(model, ptask, cfg, "cache", device, path=str(folder), metrics=metrics,
                            history=meta["history"])
     log(f"training parent {cfg.model.get('name')} on {ptask.name} (cache key {key})")
     try:
@@ -276,7 +283,8 @@ def _write_cache(folder: Path, model: nn.Module, cfg: ParentConfig, parent: Pare
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=temporary_prefix()))
         save_tensors(model.state_dict(), tmp / "model.safetensors")
         meta = {"config": cfg.model_dump(), "metrics": parent.metrics, "history": parent.history,
-                "fingerprint": parent.fingerprint, "library_version": __version__}
+                "fingerprint": parent.fingerprint, "library_version": __version__,
+                "test_data": test_fingerprint(parent.task)}  # what the metrics were measured on
         (tmp / "parent.json").write_text(json.dumps(meta, indent=2, default=str))
         if folder.exists():
             shutil.rmtree(tmp)  # another process finished first

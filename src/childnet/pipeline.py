@@ -240,7 +240,8 @@ class StageScheduler:
             return {"blocked": f"no method of stage {st.source} succeeded for seed {unit.seed} "
                                f"({', '.join(choice['failed'])} failed); fix it and run the same command again"}
         rec = self.records[f"{unit.setting}/{choice['chosen']}/seed{unit.seed}"]
-        return {"stage": st.source, "label": choice["chosen"], "child_dir": rec["child_dir"],
+        folder = rf.child_dir(".", rec["setting"], rec["label"], rec["seed"])  # the unit's own folder, never a
+        return {"stage": st.source, "label": choice["chosen"], "child_dir": str(folder),  # path read from a line
                 "choice": {k: choice[k] for k in ("by", "values", "failed")}}
 
     def split(self, units: list) -> tuple[list, list]:
@@ -446,7 +447,7 @@ def _metric_text(metrics: dict) -> str:
     for key, fmt in (("accuracy", "acc {:.4f}"), ("val_accuracy", "val {:.4f}"), ("params", "{:,} params"),
                      ("macs", "{:,} MACs"), ("latency_ms_b1", "{:.3g} ms")):
         v = metrics.get(key)
-        if isinstance(v, (int, float)):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e300 and v == v:
             parts.append(fmt.format(int(v) if key in ("params", "macs") else v))
     return ", ".join(parts)
 
@@ -454,8 +455,9 @@ def _metric_text(metrics: dict) -> str:
 def shrunk_text(extra: dict) -> str:
     """``shrunk by depgraph: a 32→15, b 32→17`` for a child Torch-Pruning shrank (its architecture spec is still
     the parent's; the new widths are in ``extra.shrink``), else ``""``."""
-    groups = [g for g in ((extra.get("shrink") or {}).get("groups") or []) if isinstance(g, dict)
-              and g.get("before") != g.get("after")]
+    shrink = extra.get("shrink") if isinstance(extra.get("shrink"), dict) else {}
+    groups = [g for g in (shrink.get("groups") if isinstance(shrink.get("groups"), list) else [])
+              if isinstance(g, dict) and g.get("before") != g.get("after")]
     if not groups:
         return ""
     shown = ", ".join(f"{g.get('layer')} {g.get('before')}→{g.get('after')}" for g in groups[:8])
@@ -463,28 +465,35 @@ def shrunk_text(extra: dict) -> str:
 
 
 def family_lines(card: dict) -> list[str]:
-    """One line per generation of a lineage card, root first and the child itself last (``childnet show``)."""
-    ancestors = card.get("ancestors") or []
+    """One line per generation of a lineage card, root first and the child itself last (``childnet show``).
+
+    A card is a file: a field of the wrong type (a hand edit) is shown as missing, never a traceback."""
+    def obj(x) -> dict:
+        return x if isinstance(x, dict) else {}
+
+    ancestors = [a for a in card.get("ancestors") or [] if isinstance(a, dict)] \
+        if isinstance(card.get("ancestors"), list) else []
     if not ancestors and card.get("parent"):
-        p = card["parent"]
+        p = obj(card["parent"])
         ancestors = [{"generation": 0, "stage": "root", "label": "parent", "method": "parent",
                       "fingerprint": p.get("fingerprint"), "architecture": p.get("architecture"),
-                      "metrics": p.get("metrics") or {}}]
-    stage = (card.get("extra") or {}).get("stage") or {}
+                      "metrics": p.get("metrics")}]
+    extra = obj(card.get("extra"))
+    stage = obj(extra.get("stage"))
     me = {"generation": stage.get("generation", len(ancestors)), "stage": stage.get("name", "—"),
           "label": stage.get("label", card.get("method")), "method": card.get("method"),
-          "architecture": card.get("architecture"), "metrics": card.get("metrics") or {}, "fingerprint": "this child",
-          "shrunk": shrunk_text(card.get("extra") or {})}
+          "architecture": card.get("architecture"), "metrics": card.get("metrics"), "fingerprint": "this child",
+          "shrunk": shrunk_text(extra)}
     lines = []
     for a in [*ancestors, me]:
-        arch = a.get("architecture") or {}
+        arch = obj(a.get("architecture"))
         shape = ", ".join(f"{k}={v}" for k, v in arch.items() if k not in ("name", "input_shape", "num_classes"))
-        chosen = a.get("chosen") or {}
-        among = f"; chosen on {chosen.get('by')} among {len(chosen.get('values') or {})}" if len(
-            chosen.get("values") or {}) > 1 else ""
+        chosen = obj(a.get("chosen"))
+        values = chosen.get("values") if isinstance(chosen.get("values"), (dict, list)) else {}
+        among = f"; chosen on {chosen.get('by')} among {len(values)}" if len(values) > 1 else ""
         shrunk = f" {a['shrunk']}" if a.get("shrunk") else ""
         lines.append(f"gen {a.get('generation')} [{a.get('stage')}] {a.get('label')} ({a.get('method')}) — "
-                     f"{arch.get('name', '?')}({shape}){shrunk} — {_metric_text(a.get('metrics') or {})} "
+                     f"{arch.get('name', '?')}({shape}){shrunk} — {_metric_text(obj(a.get('metrics')))} "
                      f"— {a.get('fingerprint')}{among}")
     return lines
 

@@ -38,7 +38,7 @@ __all__ = [
     "CHILDREN_DIR", "EXPERIMENT_FILE", "LOCK_FILE", "REJECTED_FILE", "RESULTS_FILE", "PLOT_DIR", "REPORT_MD",
     "REPORT_HTML", "DIVERSITY_DIR", "MAX_LABEL_LENGTH", "BadLine", "DiskFullError", "RunFolder", "RunLock", "append_record",
     "check_folder_names", "child_dir", "child_dirs", "disk_error", "folder_name", "load_run_folder",
-    "read_experiment", "read_results", "remove_stale_temporaries", "repair_results", "stale_lock_message",
+    "check_run_folder", "read_experiment", "read_results", "remove_stale_temporaries", "repair_results", "stale_lock_message",
     "write_atomic",
 ]
 
@@ -184,6 +184,24 @@ def append_record(path: str | Path, record: dict) -> None:
             raise disk_error(err, f"{path}") from None
 
 
+def check_run_folder(out: str | Path) -> None:
+    """Refuse an ``--out`` that is a file, or a non-empty folder that holds no childnet run (no
+    ``experiment.json``): a run would clean ``.tmp-*`` entries and write ``report.md`` among someone's files."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ChildnetError(f"--out {out} is a file; name a folder for the run (a new or empty one)")
+    if not out.is_dir() or (out / EXPERIMENT_FILE).exists() or (out / EXPERIMENT_FILE).is_symlink():
+        return
+    from ._runlock import LOCK_FILE
+
+    others = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE  # and a run killed while writing
+                    and not (p.name.startswith(TMP_PREFIX) and p.is_file() and not p.is_symlink()))  # its first file
+    if others:
+        shown = ", ".join(others[:5]) + (f", … ({len(others)} entries)" if len(others) > 5 else "")
+        raise ChildnetError(f"{out} is not empty and holds no childnet run (no {EXPERIMENT_FILE}; it has {shown}); "
+                            "childnet writes runs only into new, empty or its own folders: choose another --out")
+
+
 def remove_stale_temporaries(out: str | Path) -> int:
     """Remove ``.tmp-*`` files and folders a killed run left in ``out`` (call while holding the lock)."""
     out = Path(out)
@@ -237,6 +255,9 @@ def _why_invalid(raw: bytes) -> tuple[dict | None, str | None]:
             return None, f"the key '{key}' is missing"
         if not isinstance(obj[key], kind) or isinstance(obj[key], bool):
             return None, f"'{key}' is {obj[key]!r}, not a {kind.__name__}"
+    for key in ("metrics", "overrides", "parent"):  # objects when present (the report reads into them)
+        if obj.get(key) is not None and not isinstance(obj[key], dict):
+            return None, f"'{key}' is a JSON {type(obj[key]).__name__}, not an object"
     return obj, None
 
 
@@ -285,6 +306,9 @@ def repair_results(out: str | Path, log: Callable[[str], None] = print) -> list[
     bad = [(number, raw, why) for number, raw, _, why in lines if why is not None]
     whole = not path.exists() or path.stat().st_size == 0 or path.read_bytes().endswith(b"\n")
     if bad:
+        if (out / REJECTED_FILE).is_symlink() or (out / REJECTED_FILE).is_dir():
+            raise ChildnetError(f"{out / REJECTED_FILE} is a symlink or a folder; childnet keeps rejected result "
+                                "lines there and never writes through it: remove it, then run again")
         with open(out / REJECTED_FILE, "ab") as fh:
             for _, raw, _ in bad:
                 fh.write(raw + b"\n")
@@ -369,6 +393,9 @@ def _check_experiment_shape(experiment: dict, where: Path) -> None:
         items = experiment.get(key) or []
         check_field_types({f"{key}[{i}]": item for i, item in enumerate(items)},
                           {f"{key}[{i}]": (dict,) for i in range(len(items))}, str(where))
+    for i, stage in enumerate(experiment.get("stages") or []):
+        check_field_types({f"stages[{i}].name": stage.get("name"), f"stages[{i}].methods": stage.get("methods")},
+                          {f"stages[{i}].name": (str,), f"stages[{i}].methods": (list,)}, str(where))
 
 
 def load_run_folder(run_dir: str | Path) -> RunFolder:

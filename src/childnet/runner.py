@@ -66,6 +66,27 @@ def plan_units(cfg: ExperimentConfig) -> list[Unit]:
     return [Unit(s.id, m.label, seed) for s in cfg.settings() for m in cfg.methods for seed in range(cfg.seeds)]
 
 
+def _with_child(out: Path, finished: list[dict], log) -> list[dict]:
+    """The finished records whose child folder is still whole (its card reads, its weights file is there); a
+    unit whose folder was deleted or damaged since is run again (its record alone is no child), said by name."""
+    from .child import read_card
+
+    kept, lost = [], []
+    for r in finished:
+        folder = rf.child_dir(out, r["setting"], r["label"], r["seed"])
+        try:
+            read_card(folder)
+            whole = (folder / "model.safetensors").is_file()
+        except ChildnetError:
+            whole = False
+        (kept if whole else lost).append(r)
+    if lost:
+        shown = ", ".join(r["unit"] for r in lost[:5]) + (f", … ({len(lost)} units)" if len(lost) > 5 else "")
+        log(f"{len(lost)} finished unit(s) lost their child folder (deleted or damaged since): {shown}; they are "
+            "run again")
+    return kept
+
+
 def _make_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -74,6 +95,32 @@ def _make_out(out: Path) -> None:
         os.unlink(probe)
     except OSError as err:
         raise ChildnetError(f"cannot write to the output folder {out}: {err.strerror or err}") from None
+
+
+def _first_difference(old, new, path: str = "") -> str:
+    """`` (first difference: methods[1].temperature was 4.0, now 2.0)`` between two experiments, or ``""``."""
+    def walk(a, b, at):
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in [*a, *(k for k in b if k not in a)]:
+                if at == "" and k in ("seeds", "source", "name"):
+                    continue
+                found = walk(a.get(k), b.get(k), f"{at}.{k}" if at else str(k))
+                if found:
+                    return found
+            return None
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                found = walk(x, y, f"{at}[{i}]")
+                if found:
+                    return found
+            return None
+        return None if a == b else (at, a, b)
+
+    found = walk(old, new, path)
+    if not found:
+        return ""
+    at, a, b = found
+    return f" (first difference: {at} was {json.dumps(a, default=str)[:80]}, now {json.dumps(b, default=str)[:80]})"
 
 
 def _check_experiment(out: Path, cfg: ExperimentConfig, log=print) -> None:
@@ -89,8 +136,9 @@ def _check_experiment(out: Path, cfg: ExperimentConfig, log=print) -> None:
             if not rows and not bad and not (out / rf.CHILDREN_DIR).exists():
                 log(f"{out} held another experiment but no result yet: its experiment.json is replaced")
             else:
+                diff = _first_difference(old, json.loads(json.dumps(cfg.model_dump(), default=str)))
                 raise ChildnetError(
-                    f"{out} holds the results of a different experiment; choose another --out folder "
+                    f"{out} holds the results of a different experiment{diff}; choose another --out folder "
                     "(or delete it) — results of different experiments are never mixed"
                 )
     try:
@@ -144,8 +192,15 @@ def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_
                 log(f"the parent cache could not keep the parent; the workers load it from {weights}")
                 by_key[key].update(weights=str(weights), source=parent.source, metrics=parent.metrics,
                                    history=parent.history)
-        handed[s.id] = by_key[key]
+        handed[s.id] = {**by_key[key], "data": task_data(tasks[s.id])}
     return handed
+
+
+def task_data(task) -> str:
+    """A content hash of every split of the task (test included: the units' scores were measured on it)."""
+    from .tasks.base import data_fingerprint, test_fingerprint
+
+    return stable_hash([data_fingerprint(task), test_fingerprint(task)])
 
 
 def _check_settings(cfg: ExperimentConfig) -> dict:
@@ -195,6 +250,18 @@ def _check_same_parents(records: list[dict], fingerprints: dict[str, str], out: 
                 f"{got}, now {want}: did the data change, or was the parent cache cleared?); resume with the "
                 "same data and parent cache (CHILDNET_CACHE) or start a new --out folder — children of different "
                 "parents are never mixed")
+
+
+def _check_same_data(records: list[dict], data: dict[str, str], out: Path) -> None:
+    """Refuse to resume when the task's data changed since the finished units were scored (a test split
+    edited in place kept the parent and mixed scores on two test sets)."""
+    for rec in records:
+        want, got = data.get(rec.get("setting")), rec.get("task_data")
+        if want and isinstance(got, str) and got != want:
+            raise ChildnetError(
+                f"the task's data changed since the finished units of {out} were scored (unit {rec.get('unit')}: "
+                f"data {got}, now {want}); resume with the same data files, or start a new --out folder — "
+                "scores on different data are never mixed")
 
 
 def run(
@@ -249,11 +316,15 @@ def run(
         if seeds < 1:
             raise ChildnetError(f"--seeds must be at least 1 (got {seeds})")
         cfg = cfg.model_copy(update={"seeds": seeds})
+    if out is None and set(rf.folder_name(cfg.name)) <= {"."}:  # runs/.. is the current folder
+        raise ChildnetError(f"name: {cfg.name!r} is not a usable folder name (runs/<name>); name the experiment "
+                            "with letters or digits, or pass --out")
     out = Path(out or Path("runs") / rf.folder_name(cfg.name))
     workers = os.cpu_count() or 1 if workers is None else workers
     if workers < 0:
         raise ChildnetError(f"--workers must be 0 (in-process) or more (got {workers})")
     progress = progress or NullProgress()
+    rf.check_run_folder(out)
     _make_out(out)
     with rf.RunLock(out) as lock:
         if lock.took_over:
@@ -261,7 +332,7 @@ def run(
         rf.remove_stale_temporaries(out)
         _check_experiment(out, cfg, log)
         records = rf.repair_results(out, log)
-        finished = [r for r in records if r["status"] == "ok"]
+        finished = _with_child(out, [r for r in records if r["status"] == "ok"], log)
         done = {r["unit"] for r in finished}
         units = plan_units(cfg)
         pending = [u for u in units if u.key not in done]
@@ -286,6 +357,7 @@ def run(
                     method_configs = _unit_configs(cfg, pending)
                     parents = _train_parents(cfg, out, device, log, progress.epochs)
                     _check_same_parents(finished, {k: v["fingerprint"] for k, v in parents.items()}, out)
+                    _check_same_data(finished, {k: v["data"] for k, v in parents.items()}, out)
                     follow = None
                     if cfg.stages:  # a pipeline: a unit starts once its seed's source stage has chosen
                         payloads, follow = _stage_payloads(cfg, pending, finished, out, device, parents,

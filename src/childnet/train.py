@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from ._base import Config
@@ -44,10 +44,10 @@ LossFn = Callable[[nn.Module, Inputs, torch.Tensor, "TrainState"], dict]
 class TrainConfig(Config):
     """Optimiser, schedule and budget of one training run."""
 
-    epochs: float = Field(10, ge=0, description="passes over the training set (fractions allowed)")
+    epochs: float = Field(10, ge=0, le=100_000, description="passes over the training set (fractions allowed)")
     batch_size: int = Field(64, ge=1, description="examples per step")
     optimizer: Literal["sgd", "adamw", "adam"] = Field("adamw", description="sgd | adamw | adam")
-    lr: float = Field(1e-3, gt=0, description="peak learning rate")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate (at most 1e30: it must fit a float32)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     nesterov: bool = Field(False, description="SGD Nesterov momentum")
     weight_decay: float = Field(0.0, ge=0, description="decoupled (adamw) or L2 (sgd) weight decay")
@@ -61,6 +61,13 @@ class TrainConfig(Config):
     div_factor: float = Field(25.0, gt=0, description="onecycle: the LR starts at lr / div_factor (torch: 25)")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
     eval_every: int = Field(1, ge=0, description="validate every N epochs (0: only at the end)")
+
+    @field_validator("lr")
+    @classmethod
+    def _lr_fits(cls, v: float) -> float:
+        if v > 1e30:
+            raise ValueError(f"must be at most 1e30, the range of a float32 (got {v:g})")
+        return v
 
     @model_validator(mode="after")
     def _check(self):

@@ -96,12 +96,14 @@ class ChildnetModel(nn.Module):
         return self.head.in_features
 
 
-def build_model(spec: dict | str, input_shape: tuple, num_classes: int, *, max_params: int | None = None) -> nn.Module:
+def build_model(spec: dict | str, input_shape: tuple, num_classes: int, *, max_params: int | None = None,
+                limit: str = "childnet builds from a file") -> nn.Module:
     """Build a registered model from ``{"name": ..., **options}`` for the given input and classes.
 
     Args:
         max_params: refuse (before allocating anything) a model with more parameters than this; the count
             comes from building it once on torch's ``meta`` device. Used for specs read from files.
+        limit: what ``max_params`` is, for the refusal's sentence.
     """
     spec = {"name": spec} if isinstance(spec, str) else {k: v for k, v in spec.items()}
     spec.pop("input_shape", None)
@@ -115,7 +117,7 @@ def build_model(spec: dict | str, input_shape: tuple, num_classes: int, *, max_p
         n = _meta_params(name, cfg, input_shape, num_classes)
         if n is not None and n > max_params:
             raise ConfigError(f"model {name}: this architecture has {n:,} parameters, more than the {max_params:,} "
-                              f"childnet builds from a file ({str({k: v for k, v in spec.items() if k != 'name'})[:120]})")
+                              f"{limit} ({str({k: v for k, v in spec.items() if k != 'name'})[:120]})")
     model = MODELS.get(name).fn(cfg, tuple(input_shape), int(num_classes))
     model.childnet_spec = {**spec, "input_shape": list(input_shape), "num_classes": int(num_classes)}
     return model

@@ -49,7 +49,9 @@ def pareto_points(summary: dict, units: list[dict], setting: str) -> list[dict]:
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    from .summary import _finite_number
+
+    return _finite_number(v)  # NaN, ±inf and integers past float range (hand-edited lines) are not drawn
 
 
 def pareto_front(points: list[dict], cost: str, higher: bool = True) -> list[dict]:

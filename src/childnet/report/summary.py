@@ -23,7 +23,10 @@ HIGHER_IS_BETTER = {"accuracy": True, "nll": False, "ece": False}
 
 
 def _finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    try:  # an integer too large for a float (10**400 in a hand-edited line) is not a number we can show
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _unit_failure(unit: dict, metric: str) -> str | None:
@@ -273,8 +276,11 @@ def _card_extra(unit: dict, run_path: Path | None) -> dict:
     """``lineage.extra`` of a unit's child card, or ``{}`` when there is no readable card."""
     if run_path is None or not isinstance(unit.get("child_dir"), str):
         return {}
+    folder = (run_path / unit["child_dir"]).resolve()
+    if not folder.is_relative_to(run_path.resolve()):  # a line naming a folder outside the run: not read
+        return {}
     try:
-        card = json.loads((run_path / unit["child_dir"] / "child.json").read_text())
+        card = json.loads((folder / "child.json").read_text())
     except (OSError, ValueError, RecursionError):
         return {}
     extra = card.get("extra") if isinstance(card, dict) else None

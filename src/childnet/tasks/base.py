@@ -120,6 +120,11 @@ def data_fingerprint(task: "Task") -> str:
     return tensors_hash((task.x_train, task.y_train, task.x_val, task.y_val))
 
 
+def test_fingerprint(task: "Task") -> str:
+    """A content hash of the test split: what a parent's and a child's recorded scores were measured on."""
+    return tensors_hash((task.x_test, task.y_test))
+
+
 def check_labels(y: np.ndarray, num_classes: int, where: str) -> np.ndarray:
     """Labels must be integers in [0, num_classes)."""
     y = np.asarray(y)
