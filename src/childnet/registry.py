@@ -86,7 +86,9 @@ class Registry:
 
     def unknown_message(self, name: object) -> str:
         names = self.names()
-        close = difflib.get_close_matches(str(name), names, n=1)
+        lower = {n.lower(): n for n in names}  # 'Kd' → 'kd' (case), then spelling
+        close = ([lower[str(name).lower()]] if str(name).lower() in lower else
+                 [lower[c] for c in difflib.get_close_matches(str(name).lower(), list(lower), n=1)])
         hint = f" Did you mean '{close[0]}'?" if close else ""
         return f"unknown {self.kind} '{name}'.{hint} Valid {self.kind}s: {', '.join(names)}"
 
