@@ -208,3 +208,18 @@ def test_predict_refuses_a_damaged_standardisation_or_class_list(tmp_path):
     child.lineage.extra["classes"] = ["a"]
     with pytest.raises(ChildnetError, match="damaged extra.classes"):
         predict(child, x)
+
+
+def test_a_lost_stage_child_reruns_the_stages_that_derived_from_it(tmp_path):
+    """Re-running only the lost source unit kept later units derived from a child that no longer exists."""
+    exp = {**TINY, "stages": [
+        {"name": "shrink", "methods": [{"name": "oneshot", "sparsity": 0.5, "tune": {"epochs": 0}}]},
+        {"name": "distil", "methods": [{"name": "kd", "train": {"epochs": 0}}]}]}
+    exp.pop("methods")
+    out = tmp_path / "run"
+    _run(exp, out)
+    shutil.rmtree(out / "children" / "default" / "shrink.oneshot" / "seed0")
+    said = []
+    result = run_experiment(exp, out, workers=0, log=said.append, report=False)
+    assert result.finished == 2 and any("or derive from one that did" in s for s in said)
+    assert [r["label"] for r in _records(out)][-2:] == ["shrink.oneshot", "distil.kd"]

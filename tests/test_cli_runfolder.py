@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 from test_cli import CLI, TINY, ok_units, user_error, write
 
 from childnet.config import parse_experiment
@@ -159,7 +161,7 @@ def _finished_folder(tmp_path, raw):
     folder = out / "children" / "default" / "scratch" / "seed0"  # a finished unit has its child folder
     folder.mkdir(parents=True)
     (folder / "child.json").write_text(json.dumps({"method": "scratch", "config": {}, "seed": 0}))
-    (folder / "model.safetensors").write_bytes(b"")
+    save_file({"w": torch.zeros(1)}, str(folder / "model.safetensors"))
     unit = {"unit": "default/scratch/seed0", "setting": "default", "overrides": {}, "method": "scratch",
             "label": "scratch", "seed": 0, "status": "ok", "error": None,
             "metrics": {"accuracy": 0.5, "params": 10}, "history": [], "child_dir": "x", "wall_time_s": 1.0}

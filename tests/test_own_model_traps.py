@@ -253,13 +253,22 @@ def test_the_report_lists_picks_per_seed_not_their_mean():
     assert "select_train.lr" not in table.headers and "select_candidates" in table.headers
 
 
-def test_a_units_wall_time_leaves_out_the_workers_start_up(tmp_path):
+def test_a_units_wall_time_leaves_out_the_workers_start_up(tmp_path, monkeypatch):
     """The first unit of a worker also loaded the task and the parent: 4.2 s against 0.1 s for the others, and
-    the report's mean wall time made whichever method ran first look 20× slower."""
+    the report's mean wall time made whichever method ran first look 20× slower. Here loading the parent is
+    made slow (3 s) in-process: that time must land in setup_s, not in the unit's wall time."""
     import json
+    import time
 
-    from childnet import run_experiment
+    from childnet import _unit, run_experiment
 
+    slow = _unit._unit_parent
+
+    def slow_parent(*args, **kwargs):
+        time.sleep(3.0)
+        return slow(*args, **kwargs)
+
+    monkeypatch.setattr(_unit, "_unit_parent", slow_parent)
     exp = {"name": "walls", "task": {"name": "digits", "n_train": 100},
            "parent": {"model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 1}},
            "methods": [{"name": "oneshot", "sparsity": 0.5, "tune": {"epochs": 0}}], "seeds": 2,
@@ -267,4 +276,61 @@ def test_a_units_wall_time_leaves_out_the_workers_start_up(tmp_path):
     run_experiment(exp, tmp_path / "run", quiet=True, workers=0)
     records = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
     units = [r for r in records if r.get("unit")]
-    assert len(units) == 2 and all(r["setup_s"] >= 0 and r["wall_time_s"] >= 0 for r in units)
+    assert len(units) == 2 and all(r["setup_s"] >= 3.0 and r["wall_time_s"] < 3.0 for r in units)
+
+
+class TokensClassifierFirst(nn.Module):
+    """Embeds token ids; declares its classifier first (a float forward cannot run it)."""
+
+    def __init__(self, n_in, hidden, n_out):
+        super().__init__()
+        self.classifier = nn.Linear(hidden, n_out)
+        self.emb = nn.Embedding(50, hidden)
+        self.body = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
+
+    def forward(self, x):
+        return self.classifier(self.body(self.emb(x.long()).mean(1)))
+
+
+class TiedHead(nn.Module):
+    """The classifier shares its weight with an earlier projection (declared first)."""
+
+    def __init__(self, n_in, hidden, n_out):
+        super().__init__()
+        self.inp = nn.Linear(n_in, n_out)
+        self.proj = nn.Linear(n_out, n_out)
+        self.head = nn.Linear(n_out, n_out)
+        self.head.weight = self.proj.weight
+
+    def forward(self, x):
+        return self.head(torch.relu(self.proj(torch.relu(self.inp(x.flatten(1))))))
+
+
+def test_the_classifier_is_found_for_token_inputs_and_a_tie_with_it_is_left_whole():
+    from childnet.masks import prunable_names
+    from childnet.models import build_model
+    from childnet.registry import MODELS
+    from pydantic import Field
+
+    from childnet.models import Config
+
+    class C(Config):
+        hidden: int = Field(8, ge=1)
+
+    MODELS.register("tokens_first_test", config=C)(lambda cfg, shape, n: TokensClassifierFirst(0, cfg.hidden, n))
+    MODELS.register("tied_head_test", config=C)(lambda cfg, shape, n: TiedHead(int(np.prod(shape)), cfg.hidden, n))
+    try:
+        assert prunable_names(build_model({"name": "tokens_first_test"}, (12,), 3)) == ["body.0.weight"]
+        assert prunable_names(build_model({"name": "tied_head_test"}, (6,), 3)) == ["inp.weight"]
+    finally:
+        MODELS._entries.pop("tokens_first_test", None)
+        MODELS._entries.pop("tied_head_test", None)
+
+
+def test_a_ranking_model_is_not_run_on_zeros_of_its_task_sizes():
+    """input_shape of a ranking task is (users, items, history): zeros of it allocated gigabytes."""
+    from childnet.models import build_model
+    from childnet.models.base import called_layers
+
+    model = build_model({"name": "logic", "dim": 8}, (800, 12000, 10), 1)
+    assert called_layers(model) is None

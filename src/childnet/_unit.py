@@ -41,6 +41,13 @@ def _cached_parent(parent_json: str, task_json: str, device: str, weights: str |
     return get_parent(json.loads(parent_json), _cached_task(task_json), device=device)
 
 
+@lru_cache(maxsize=8)
+def _task_data(task_json: str) -> str:
+    from .runner import task_data
+
+    return task_data(_cached_task(task_json))
+
+
 def _unit_parent(payload: dict, task_json: str):
     handed = payload.get("parent") or {}
     parent = _cached_parent(json.dumps(payload["parent_config"], sort_keys=True), task_json, payload["device"],
@@ -98,12 +105,14 @@ def run_unit(payload: dict) -> dict:
         task_json = json.dumps(payload["task"], sort_keys=True)
         task = _cached_task(task_json)
         parent = _unit_parent(payload, task_json)
-        # the unit's own time starts here: a worker's first unit also loads the task and the parent
-        # (cached for its later units), which is start-up, not this method's cost
+        ev = EvaluateConfig.model_validate(payload["evaluate"])
+        _parent_costs(parent, task, ev, payload["device"])  # once per process (the report's parent row)
+        data = _task_data(task_json)
+        # the unit's own time starts here: a worker's first unit also loads the task and the parent and
+        # measures the parent (cached for its later units), which is start-up, not this method's cost
         record["setup_s"], t0 = round(time.perf_counter() - t0, 3), time.perf_counter()
         method = METHODS.get(name)
         mcfg = None if payload["method_config"] is None else method.config.model_validate(payload["method_config"])
-        ev = EvaluateConfig.model_validate(payload["evaluate"])
         ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
         stage = _stage_inputs(payload, task, parent, mcfg, ctx)
         used = stage.parent if stage else parent  # a parent trained on another task (the root parent, or a
@@ -112,7 +121,6 @@ def run_unit(payload: dict) -> dict:
                                 stage.config if stage else mcfg, ctx, metric=payload["metric"])
         evaluate(child, task, device=payload["device"], latency=ev.latency, repeats=ev.repeats,
                  device_model=device_config_from(ev))
-        _parent_costs(parent, task, ev, payload["device"])
         if stage:
             stage.finish(child, task, payload["device"])
             record.update(stage=stage.wiring["name"], incoming=payload.get("incoming"))
@@ -121,8 +129,7 @@ def run_unit(payload: dict) -> dict:
             child.save(child_dir, overwrite=True)  # a leftover of this unfinished unit's killed attempt
         except OSError as err:
             raise rf.disk_error(err, f"the child folder {child_dir}") from None
-        if (payload.get("parent") or {}).get("data"):
-            record["task_data"] = payload["parent"]["data"]  # the resume check compares it with the data now
+        record["task_data"] = data  # of the data this unit was scored on (the resume check)
         record.update(status="ok", error=None, metrics=child.lineage.metrics, history=child.lineage.history,
                       child_dir=str(child_dir.relative_to(payload["out"])), parent=parent.card())
     except rf.DiskFullError as err:  # the main process stops the run when it records this

@@ -309,7 +309,9 @@ def depgraph_shrink(model: nn.Module, example_inputs, sparsity: float, *, scorer
             try:
                 mask_group(group, masked, names, getattr(graph, "_param_to_name", {}))
                 group.prune()
-            except Exception as err:  # noqa: BLE001 - Torch-Pruning cannot cut this group consistently
+            except (MemoryError, torch.OutOfMemoryError):
+                raise
+            except (RuntimeError, ValueError, IndexError, KeyError) as err:  # Torch-Pruning cannot cut this group
                 joined = sorted({names[d.dep.target.module] for d in group
                                  if d.dep.target.module in names and names[d.dep.target.module]})
                 raise ChildnetError(

@@ -40,7 +40,7 @@ from torch.nn.utils import parametrize
 
 from .checkpoint import load_tensors
 from .errors import ChildnetError
-from .models.base import called_layers, classifier_name, unit_groups
+from .models.base import called_layers, unit_groups
 from .scorers import score as _score
 
 __all__ = [
@@ -164,11 +164,16 @@ def prunable_names(model: nn.Module, include_head: bool = False, include_first: 
     called = called_layers(model, types=_PRUNABLE_LAYERS) if not include_first or "head" not in layers else None
     if called:  # the forward's order: a model may declare its classifier first
         layers = called + [n for n in layers if n not in called]
-    head = "head" if "head" in layers else (called[-1] if called else classifier_name(model))
-    tied = tied_names(model)  # a shared weight counts once, under its first name
+    linears = [n for n in layers if isinstance(model.get_submodule(n), nn.Linear)]
+    head = "head" if "head" in layers else (called[-1] if called else (linears or [None])[-1])
     frozen = _frozen_layers(model, layers)
-    names = [n for i, n in enumerate(layers) if (include_first or i > 0) and (include_head or n != head)
-             and f"{n}.weight" not in tied and n not in frozen]
+    excluded = {n for i, n in enumerate(layers) if (not include_first and i == 0) or (not include_head and n == head)
+                or n in frozen}
+    tied = tied_names(model)  # a shared weight counts once, under its first name; a tie with an excluded
+    for alias, owner in tied.items():  # layer (the head, a frozen one) keeps the whole tensor out
+        if alias.removesuffix(".weight") in excluded:
+            excluded.add(owner.removesuffix(".weight"))
+    names = [n for n in layers if n not in excluded and f"{n}.weight" not in tied]
     if not names:
         raise ChildnetError("no prunable layer left: the model has only its first layer and/or its head"
                             + (f", and its frozen layers ({', '.join(sorted(frozen)[:6])})" if frozen else "")

@@ -212,8 +212,11 @@ def get_parent(
             else:
                 log(f"reused cached parent {key} ({cfg.model.get('name')}, test accuracy "
                     f"{metrics['accuracy']:.4f})")
-            return _finish(model, ptask, cfg, "cache", device, path=str(folder), metrics=metrics,
-                           history=meta["history"])
+            parent = _finish(model, ptask, cfg, "cache", device, path=str(folder), metrics=metrics,
+                             history=meta["history"])
+            if metrics is None:  # keep the new measurement: later runs and workers reuse it
+                _remeasured(folder, parent)
+            return parent
     log(f"training parent {cfg.model.get('name')} on {ptask.name} (cache key {key})")
     try:
         with auto_epochs(progress, f"parent {cfg.model.get('name')}") as cb:
@@ -270,6 +273,18 @@ def _finish(model, task, cfg, source, device, path=None, metrics=None, history=N
     metrics = metrics or evaluate_model(model, task, latency=False, device=device)
     return Parent(model, task, dict(cfg.model), state_fingerprint(model), source, metrics, history or [], path,
                   frozen)
+
+
+def _remeasured(folder: Path, parent: Parent) -> None:
+    """Rewrite a cache entry's metrics after its test split changed (atomically; a read-only cache is fine)."""
+    from .runfolder import write_atomic
+
+    try:
+        meta = json.loads((folder / "parent.json").read_text(encoding="utf-8"))
+        meta.update(metrics=parent.metrics, test_data=test_fingerprint(parent.task))
+        write_atomic(folder / "parent.json", json.dumps(meta, indent=2, default=str))
+    except (OSError, ValueError):
+        pass
 
 
 def _write_cache(folder: Path, model: nn.Module, cfg: ParentConfig, parent: Parent) -> bool:

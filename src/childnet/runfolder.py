@@ -185,17 +185,28 @@ def append_record(path: str | Path, record: dict) -> None:
 
 
 def check_run_folder(out: str | Path) -> None:
-    """Refuse an ``--out`` that is a file, or a non-empty folder that holds no childnet run (no
-    ``experiment.json``): a run would clean ``.tmp-*`` entries and write ``report.md`` among someone's files."""
+    """Refuse an ``--out`` that is a file, or a non-empty folder that holds no childnet run: a run would
+    clean ``.tmp-*`` entries and write ``report.md`` among someone's files.
+
+    A run folder has an ``experiment.json`` (or, if that was deleted, its ``results.jsonl`` or ``children/``).
+    Hidden files the run never touches (``.gitkeep``, ``.DS_Store``), ``lost+found``, a lock and a temporary
+    file left by a run killed while writing its first file do not make a folder someone else's.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ChildnetError(f"--out {out} is a file; name a folder for the run (a new or empty one)")
-    if not out.is_dir() or (out / EXPERIMENT_FILE).exists() or (out / EXPERIMENT_FILE).is_symlink():
+    if not out.is_dir() or any((out / name).exists() or (out / name).is_symlink()
+                               for name in (EXPERIMENT_FILE, RESULTS_FILE, CHILDREN_DIR)):
         return
     from ._runlock import LOCK_FILE
 
-    others = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE  # and a run killed while writing
-                    and not (p.name.startswith(TMP_PREFIX) and p.is_file() and not p.is_symlink()))  # its first file
+    def ours_or_inert(p: Path) -> bool:
+        if p.name.startswith(TMP_PREFIX):  # the run removes these: only a file a killed run left is ours
+            return p.is_file() and not p.is_symlink()
+        touched = p.name == HANDOFF_DIR or (p.name.startswith(".report.") and p.name.endswith(".tmp"))
+        return p.name == LOCK_FILE or p.name == "lost+found" or (p.name.startswith(".") and not touched)
+
+    others = sorted(p.name for p in out.iterdir() if not ours_or_inert(p))
     if others:
         shown = ", ".join(others[:5]) + (f", … ({len(others)} entries)" if len(others) > 5 else "")
         raise ChildnetError(f"{out} is not empty and holds no childnet run (no {EXPERIMENT_FILE}; it has {shown}); "

@@ -66,9 +66,12 @@ def plan_units(cfg: ExperimentConfig) -> list[Unit]:
     return [Unit(s.id, m.label, seed) for s in cfg.settings() for m in cfg.methods for seed in range(cfg.seeds)]
 
 
-def _with_child(out: Path, finished: list[dict], log) -> list[dict]:
-    """The finished records whose child folder is still whole (its card reads, its weights file is there); a
-    unit whose folder was deleted or damaged since is run again (its record alone is no child), said by name."""
+def _with_child(out: Path, finished: list[dict], log, cfg: ExperimentConfig | None = None) -> list[dict]:
+    """The finished records whose child folder is still whole (its card reads, its weights file has a valid
+    header); a unit whose folder was deleted or damaged since is run again (its record alone is no child),
+    said by name. In a pipeline, the later stages' units of that setting and seed are run again too: they
+    derived from the child that is gone."""
+    from .checkpoint import tensor_shapes
     from .child import read_card
 
     kept, lost = [], []
@@ -76,14 +79,37 @@ def _with_child(out: Path, finished: list[dict], log) -> list[dict]:
         folder = rf.child_dir(out, r["setting"], r["label"], r["seed"])
         try:
             read_card(folder)
-            whole = (folder / "model.safetensors").is_file()
+            tensor_shapes(folder / "model.safetensors")
+            kept.append(r)
         except ChildnetError:
-            whole = False
-        (kept if whole else lost).append(r)
+            lost.append(r)
+    if lost and cfg is not None and cfg.stages:
+        from .pipeline import stage_of
+
+        source = {st.name: st.source for st in cfg.stages}
+
+        def stage(r):
+            found = stage_of(cfg, r["label"])
+            return found[0].name if found else None
+
+        def after(name, gone):  # does stage `name` derive, through its sources, from stage `gone`?
+            seen = set()
+            while name in source and name not in seen:
+                seen.add(name)
+                name = source[name]
+                if name == gone:
+                    return True
+            return False
+
+        gone = {(r["setting"], r["seed"], stage(r)) for r in lost}
+        downstream = [r for r in kept if any(r["setting"] == g[0] and r["seed"] == g[1] and after(stage(r), g[2])
+                                             for g in gone)]
+        kept = [r for r in kept if r not in downstream]
+        lost += downstream
     if lost:
         shown = ", ".join(r["unit"] for r in lost[:5]) + (f", … ({len(lost)} units)" if len(lost) > 5 else "")
-        log(f"{len(lost)} finished unit(s) lost their child folder (deleted or damaged since): {shown}; they are "
-            "run again")
+        log(f"{len(lost)} finished unit(s) lost their child folder (deleted or damaged since) or derive from one "
+            f"that did: {shown}; they are run again")
     return kept
 
 
@@ -158,7 +184,8 @@ def _load(experiment) -> ExperimentConfig:
     return load_experiment(experiment)
 
 
-def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_factory) -> dict[str, dict]:
+def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_factory,
+                   finished: list[dict] = ()) -> dict[str, dict]:
     """Train (or load from cache) each distinct parent once, in the main process, before fan-out.
 
     Returns, per setting id, what the units need to get the very same parent: its fingerprint, and — when
@@ -171,6 +198,9 @@ def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_
     handed: dict[str, dict] = {}
     by_key: dict[str, dict] = {}
     tasks = _check_settings(cfg)  # every setting's task against the metric and the methods, before any training
+    hashes: dict[int, str] = {}
+    _check_same_data(finished, {s.id: hashes.setdefault(id(tasks[s.id]), task_data(tasks[s.id]))
+                                for s in cfg.settings()}, out)  # before a changed task retrains a parent
     for s in cfg.settings():
         task_spec = cfg.task_for(s)
         key = stable_hash({"task": cfg.parent.task or task_spec, "parent": cfg.parent.model_dump()})
@@ -192,7 +222,7 @@ def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_
                 log(f"the parent cache could not keep the parent; the workers load it from {weights}")
                 by_key[key].update(weights=str(weights), source=parent.source, metrics=parent.metrics,
                                    history=parent.history)
-        handed[s.id] = {**by_key[key], "data": task_data(tasks[s.id])}
+        handed[s.id] = by_key[key]
     return handed
 
 
@@ -332,7 +362,7 @@ def run(
         rf.remove_stale_temporaries(out)
         _check_experiment(out, cfg, log)
         records = rf.repair_results(out, log)
-        finished = _with_child(out, [r for r in records if r["status"] == "ok"], log)
+        finished = _with_child(out, [r for r in records if r["status"] == "ok"], log, cfg)
         done = {r["unit"] for r in finished}
         units = plan_units(cfg)
         pending = [u for u in units if u.key not in done]
@@ -355,9 +385,8 @@ def run(
 
                         session = RaySession(address, workers, log)
                     method_configs = _unit_configs(cfg, pending)
-                    parents = _train_parents(cfg, out, device, log, progress.epochs)
+                    parents = _train_parents(cfg, out, device, log, progress.epochs, finished)
                     _check_same_parents(finished, {k: v["fingerprint"] for k, v in parents.items()}, out)
-                    _check_same_data(finished, {k: v["data"] for k, v in parents.items()}, out)
                     follow = None
                     if cfg.stages:  # a pipeline: a unit starts once its seed's source stage has chosen
                         payloads, follow = _stage_payloads(cfg, pending, finished, out, device, parents,

@@ -9,6 +9,7 @@ can be rebuilt from its ``child.json`` without pickling code.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -155,15 +156,30 @@ def forward_error(model: nn.Module, x) -> Exception | None:
 
 def called_layers(model: nn.Module, x=None, types: tuple = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) -> list[str] | None:
     """Names of ``model``'s layers of ``types`` in the order its forward pass first calls them, or None when
-    no forward can be run: ``x`` is an input batch (default: zeros of the recorded ``input_shape``, for a
-    model built by :func:`build_model` on float inputs). Declaration order is not call order: a model may
-    declare its classifier before its body."""
+    no forward can be run. Declaration order is not call order: a model may declare its classifier before
+    its body.
+
+    Args:
+        x: an input batch. Default: two examples of zeros of the recorded ``input_shape`` (a model built by
+            :func:`build_model`), as floats, else as token ids (a model that embeds its inputs); none for a
+            model registered for ranking or text inputs, whose inputs are not one tensor of that shape.
+    """
     if x is None:
-        shape = (getattr(model, "childnet_spec", None) or {}).get("input_shape")
-        if not shape:
-            return None  # token ids or unknown inputs: no example to run
+        spec = getattr(model, "childnet_spec", None) or {}
+        shape = spec.get("input_shape")
+        entry = MODELS.get(spec["name"]) if spec.get("name") in MODELS.names() else None
+        if not shape or (entry is not None and entry.meta.get("inputs") in ("ranking", "text")) \
+                or math.prod(shape) > MAX_INPUT_ELEMENTS // 2:
+            return None
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        x = torch.zeros((2, *shape), device=device)
+        tries = [torch.zeros((2, *shape), device=device)]
+        if any(isinstance(m, nn.Embedding) for m in model.modules()):
+            tries.append(torch.zeros((2, *shape), dtype=torch.long, device=device))
+        for x in tries:
+            order = called_layers(model, x, types)
+            if order:
+                return order
+        return None
     order: list[str] = []
     handles = [m.register_forward_hook(lambda _m, _i, _o, n=n: order.append(n))
                for n, m in model.named_modules() if isinstance(m, types)]

@@ -215,7 +215,8 @@ def extra_metrics_table(summary: dict[str, Any], setting_id: str) -> TextTable |
     if not any(e["metrics"] for e in methods.values()):
         return None
     extras = sorted({k for e in methods.values() for k in e["metrics"] if k not in STANDARD_KEYS
-                     and k[len("select_"):] not in (e.get("picks") or {})})  # picks: per seed, in the notes
+                     and not (k.startswith("select_") and k[len("select_"):] in (e.get("picks") or {}))})  # picks:
+    # per seed, in the notes (a mean of picks is no candidate)
     extras = (["sparse_bytes"] if any("sparse_bytes" in e["metrics"] for e in methods.values()) else []) + extras
     table = TextTable(title=f"other metrics ({setting_id}), means over successful seeds",
                       headers=["method"] + extras + ["wall time (s)"])

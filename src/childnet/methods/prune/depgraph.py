@@ -49,7 +49,8 @@ class DepGraphConfig(Config):
     ignored: list[str] | None = Field(None, description="modules whose outputs are never pruned, by their path in the model (e.g. blocks.0.0); the classifier head is always kept")
     check_examples: int = Field(16, ge=1, le=1024, description="training examples traced and used by the guard")
     tolerance: float = Field(1e-4, gt=0, description="guard: outputs of the shrunk and masked models may differ by "
-                             "tolerance · (1 + max |output|)")
+                             "tolerance · (1 + max |output|); must be finite (a large value such as 1e9 turns the "
+                             "guard off)")
     tune: TrainConfig = Field(default_factory=default_tune, description="the tuning run (same budget as the other "
                               "prune methods)")
 
