@@ -43,7 +43,7 @@ def _cached_parent(parent_json: str, task_json: str, device: str, weights: str |
 
 @lru_cache(maxsize=8)
 def _task_data(task_json: str) -> str:
-    from .runner import task_data
+    from .tasks.base import task_data
 
     return task_data(_cached_task(task_json))
 

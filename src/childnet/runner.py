@@ -29,6 +29,7 @@ from ._unit import run_unit
 from .errors import ChildnetError
 from .plugins import ENV as PLUGINS_ENV
 from .plugins import load_plugins
+from .tasks.base import task_data
 
 __all__ = ["run", "RunResult", "Unit", "read_results", "plan_units", "run_unit", "execute"]
 
@@ -226,11 +227,6 @@ def _train_parents(cfg: ExperimentConfig, out: Path, device: str, log, progress_
     return handed
 
 
-def task_data(task) -> str:
-    """A content hash of every split of the task (test included: the units' scores were measured on it)."""
-    from .tasks.base import data_fingerprint, test_fingerprint
-
-    return stable_hash([data_fingerprint(task), test_fingerprint(task)])
 
 
 def _check_settings(cfg: ExperimentConfig) -> dict:

@@ -125,6 +125,11 @@ def test_fingerprint(task: "Task") -> str:
     return tensors_hash((task.x_test, task.y_test))
 
 
+def task_data(task: "Task") -> str:
+    """A content hash of every split of the task (test included: the units' scores were measured on it)."""
+    return tensors_hash((task.x_train, task.y_train, task.x_val, task.y_val, task.x_test, task.y_test))
+
+
 def check_labels(y: np.ndarray, num_classes: int, where: str) -> np.ndarray:
     """Labels must be integers in [0, num_classes)."""
     y = np.asarray(y)
