@@ -52,6 +52,14 @@ def task_extra(task: Task) -> dict:
     return {k: task.meta[k] for k in ("classes", "standardize", "layout") if task.meta.get(k)}
 
 
+def head_only_unstructured(cfg):
+    """A prune/ensemble config's check: ``include_head`` applies to ``structure: weights`` only."""
+    if cfg.include_head and cfg.structure != "weights":
+        raise ValueError(f"include_head: true applies to structure: weights only; structured pruning "
+                         f"({cfg.structure}) never removes the classifier's outputs, which are the classes")
+    return cfg
+
+
 def make_child(
     model: nn.Module,
     method: str,

@@ -35,7 +35,7 @@ from ...masks import anti_random_masks, apply_masks, masks_sparsity, remove_mask
 from ...registry import METHODS
 from ...scorers import ScorerName
 from ...train import Hook, TrainConfig
-from ..base import fit_on
+from ..base import fit_on, head_only_unstructured
 from ._common import CostLedger, EnsembleMethodConfig, make_ensemble_child, member_card, member_progress, member_seed
 
 __all__ = ["PATConfig", "derive", "tune_members"]
@@ -69,10 +69,7 @@ class PATConfig(EnsembleMethodConfig):
 
     @model_validator(mode="after")
     def _head_only_unstructured(self):
-        if self.include_head and self.structure != "weights":
-            raise ValueError(f"include_head: true applies to structure: weights only; structured pruning "
-                             f"({self.structure}) never removes the classifier's outputs, which are the classes")
-        return self
+        return head_only_unstructured(self)
 
     @model_validator(mode="before")
     @classmethod

@@ -20,7 +20,7 @@ from ...parent import Parent
 from ...scorers import ScorerName
 from ...shrink import shrink
 from ...train import TrainConfig
-from ..base import Context, make_child
+from ..base import Context, head_only_unstructured, make_child
 
 __all__ = ["PruneConfig", "default_tune", "start_model", "target_masks", "finish_child"]
 
@@ -46,10 +46,7 @@ class PruneConfig(Config):
 
     @model_validator(mode="after")
     def _head_only_unstructured(self):
-        if self.include_head and self.structure != "weights":
-            raise ValueError(f"include_head: true applies to structure: weights only; structured pruning "
-                             f"({self.structure}) never removes the classifier's outputs, which are the classes")
-        return self
+        return head_only_unstructured(self)
 
     @field_validator("sparsity")
     @classmethod
