@@ -3,6 +3,7 @@
     python benchmarks/depgraph_speed.py resnet [--seeds 3] [--n-train 1000] [--parent-epochs 4] [--tune-epochs 2]
     python benchmarks/depgraph_speed.py minilm [--seeds 3] [--n-train 300] [--tune-epochs 3]
     python benchmarks/depgraph_speed.py rounding [--rounds 15]
+    python benchmarks/depgraph_speed.py importance [--seeds 5] [--random-draws 8] [--parent-epochs 10] [--tune-epochs 1]
 
 ``resnet`` → ``benchmarks/results/depgraph_resnet20.json``: a ResNet-20 (16/32/64 channels, 1×1 projection
 shortcuts — the zero-padding shortcut keeps its stream at full width, see :mod:`childnet.depgraph`) trained
@@ -16,6 +17,14 @@ family's recipe) for ``--seeds`` seeds, stream vs inner-only paired by seed.
 ResNet-20 shrunk per layer at sparsities that leave widths no multiple of 8 (0.3, 0.45, 0.6), with ``round_to``
 1, 8 and 16; MACs and batch-64 latency of each rounded child over the unrounded one at the same sparsity,
 and latency per MAC (rounding moves the MACs too, since it rounds to the nearest multiple).
+
+``importance`` → ``benchmarks/results/depgraph_importance.json``: a ResNet-20 (BatchNorm after every conv,
+projection shortcuts) trained on all of mnist5k's training split (``--parent-epochs``, default 10), shrunk per
+layer at 10 % and 30 %, residual stream pruned or block-inner channels only, with each channel ranking — ``producers`` (childnet's default:
+the L1 norm of the producing filters), ``group`` (Torch-Pruning's group L2 magnitude, BatchNorm scales
+included) and ``bn_scale`` (Network Slimming's ``|γ|``) — and ``--random-draws`` random rankings: test
+accuracy untuned, then at 30 % after ``--tune-epochs`` (default 1) of the prune family's tuning for
+``--seeds`` seeds, each ranking vs producers paired by seed.
 
 ``minilm`` → ``benchmarks/results/depgraph_minilm.json``: the pretrained all-MiniLM-L6-v2 shrunk at 50 % per
 layer two ways — ``child``: half of its attention heads and feed-forward width, the hidden stream (384)
@@ -86,8 +95,9 @@ def _summary(values: list[float]) -> dict:
             "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
-def resnet(args) -> None:
-    task = load_task({"name": "mnist5k", "n_train": args.n_train})
+def _trained_resnet(args):
+    """``(task, spec, parent, parent_accuracy, parent_train_s)``: the ResNet-20 parent of the resnet parts."""
+    task = load_task({"name": "mnist5k", **({"n_train": args.n_train} if args.n_train else {})})
     spec = {"name": "resnet", "depth": 20, "shortcut": "conv"}
     torch.manual_seed(0)
     model = build_model(spec, task.input_shape, task.num_classes)
@@ -96,8 +106,17 @@ def resnet(args) -> None:
                                                          momentum=0.9, schedule="cosine", batch_size=64), seed=0)
     parent_train_s = time.perf_counter() - t0
     parent = Parent(model.eval(), task, spec, state_fingerprint(model), "trained")
-    parent_acc = evaluate_model(model, task, latency=False)["accuracy"]
-    tune = {"epochs": args.tune_epochs, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "schedule": "constant"}
+    return task, spec, parent, evaluate_model(model, task, latency=False)["accuracy"], parent_train_s
+
+
+#: The prune family's tuning recipe, used by every tuned child here.
+def _tune(epochs: int) -> dict:
+    return {"epochs": epochs, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "schedule": "constant"}
+
+
+def resnet(args) -> None:
+    task, spec, parent, parent_acc, parent_train_s = _trained_resnet(args)
+    tune = _tune(args.tune_epochs)
     variants = {"stream": {"prune_stream": True}, "inner_only": {"prune_stream": False}}
     acc: dict = {k: [] for k in variants}
     children: dict = {}
@@ -130,6 +149,57 @@ def resnet(args) -> None:
     ratio = raw["macs_ratio"]["stream"]
     write_result("depgraph_resnet20", "MACs of the stream-pruned 50 % child over the parent's", ratio,
                  "≤ 0.5 (half the inner-only child's MACs: reported)", ratio <= 0.5, raw)
+
+
+#: Importance part: sparsities (per layer) measured untuned; the tuned comparison runs at the last one.
+IMPORTANCE_SPARSITIES = (0.1, 0.3)
+#: Importance part: the residual stream pruned too, or block-inner channels only.
+IMPORTANCE_SETTINGS = {"stream": {"prune_stream": True}, "inner": {"prune_stream": False}}
+
+
+def importance(args) -> None:
+    """How channels are ranked on a BatchNorm ResNet: producers' L1 vs Torch-Pruning's group L2 vs BN scale."""
+    task, spec, parent, parent_acc, parent_train_s = _trained_resnet(args)
+
+    def accuracy(opts: dict, seed: int, epochs: int) -> float:
+        child = derive("depgraph", parent, task, {"scope": "layer", "tune": _tune(epochs), **opts}, seed=seed)
+        return evaluate_model(child.model, task, latency=False)["accuracy"]
+
+    ranked = {"producers": {}, "group": {"importance": "group"}, "bn_scale": {"importance": "bn_scale"}}
+    sparsity = IMPORTANCE_SPARSITIES[-1]
+    settings = {}
+    for setting, where in IMPORTANCE_SETTINGS.items():
+        untuned: dict = {}
+        for s in IMPORTANCE_SPARSITIES:
+            row = {k: accuracy({"sparsity": s, **where, **o}, 0, 0) for k, o in ranked.items()}
+            rand = [accuracy({"sparsity": s, "scorer": "random", **where}, seed, 0) for seed in range(args.random_draws)]
+            row["random"] = {**_summary(rand), "min": min(rand), "max": max(rand)}
+            for k in ranked:  # where the deterministic ranking falls among the random draws
+                row[f"{k}_share_of_random_below"] = sum(r < row[k] for r in rand) / len(rand)
+            untuned[str(s)] = row
+            print(f"{setting} untuned at {s}: " + ", ".join(f"{k} {row[k]:.4f}" for k in ranked)
+                  + f", random {row['random']['mean']:.4f} ({row['random']['min']:.4f}-{row['random']['max']:.4f})",
+                  flush=True)
+        tuned = {k: [] for k in [*ranked, "random"]}
+        for seed in range(args.seeds):
+            for k, o in [*ranked.items(), ("random", {"scorer": "random"})]:
+                tuned[k].append(accuracy({"sparsity": sparsity, **where, **o}, seed, args.tune_epochs))
+            print(f"{setting} seed {seed} tuned: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in tuned.items()),
+                  flush=True)
+        settings[setting] = {
+            "options": where, "untuned_accuracy": untuned,
+            "tuned_accuracy": {k: _summary(v) for k, v in tuned.items()},
+            "tuned_paired_p_vs_producers": {k: _paired_p(tuned[k], tuned["producers"]) for k in tuned if k != "producers"}}
+    raw = {"task": task.spec, "parent_spec": spec, "parent_epochs": args.parent_epochs,
+           "parent_train_s": parent_train_s, "parent_accuracy": parent_acc, "scope": "layer",
+           "random_draws": args.random_draws, "sparsities": list(IMPORTANCE_SPARSITIES),
+           "tuned": {"sparsity": sparsity, "tune": _tune(args.tune_epochs), "seeds": args.seeds},
+           "settings": settings}
+    acc = settings["stream"]["tuned_accuracy"]
+    value = acc["group"]["mean"] - acc["producers"]["mean"]
+    write_result("depgraph_importance", f"tuned accuracy at {sparsity:g} per layer, stream pruned: Torch-Pruning's "
+                 "group importance minus childnet's producers' L1 (mean over seeds)", value,
+                 "reported (which ranking suits a BatchNorm network: no target)", True, raw)
 
 
 #: Sparsities of the rounding part: each leaves some ResNet-20 widths (16/32/64) that are no multiple of 8.
@@ -241,20 +311,29 @@ def minilm(args) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=["resnet", "minilm", "rounding"])
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("part", choices=["resnet", "minilm", "rounding", "importance"])
+    ap.add_argument("--seeds", type=int, default=None, help="default 5 (importance), 3 (resnet, minilm)")
     ap.add_argument("--n-train", type=int, default=None)
-    ap.add_argument("--parent-epochs", type=int, default=4)
+    ap.add_argument("--parent-epochs", type=int, default=None, help="default 10 (importance), 4 (others)")
     ap.add_argument("--tune-epochs", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--random-draws", type=int, default=8, help="importance: random rankings drawn (untuned)")
     ap.add_argument("--vanilla-from", default="",
                     help="minilm: vanilla accuracies per seed from this reproduction JSON (default '': run them here, "
                     "with the same recipe as the children)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.seeds is None:
+        args.seeds = 5 if args.part == "importance" else 3
+    if args.parent_epochs is None and args.part != "importance":
+        args.parent_epochs = 4
     if args.part == "rounding":
         args.n_train = args.n_train or 1000
         rounding(args)
+    elif args.part == "importance":  # a well-trained parent: the full mnist5k training split
+        args.parent_epochs = args.parent_epochs or 10
+        args.tune_epochs = 1 if args.tune_epochs is None else args.tune_epochs
+        importance(args)
     elif args.part == "resnet":
         args.n_train = args.n_train or 1000
         args.tune_epochs = 2 if args.tune_epochs is None else args.tune_epochs

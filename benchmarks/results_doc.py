@@ -607,6 +607,41 @@ def depgraph_rounding_table() -> str:
     return "\n".join(lines + ["", NOTE.format(src="depgraph_rounding.json") + f" Command: `{d['command']}`."])
 
 
+#: Rows of the channel-ranking table: key in ``depgraph_importance.json`` → label.
+IMPORTANCE_ROWS = {"producers": "`producers` (default: L1 of the producing filters)",
+                   "group": "`group` (Torch-Pruning's group L2, BatchNorm scales included)",
+                   "bn_scale": "`bn_scale` (Network Slimming: size of the BatchNorm scale γ)",
+                   "random": "random ranking"}
+
+
+def depgraph_importance_table() -> str:
+    """Channel rankings on a BatchNorm ResNet-20 (``depgraph_importance.json``): untuned and tuned accuracy."""
+    d = _load("depgraph_importance")
+    raw = d["raw"]
+    tuned, sparsities = raw["tuned"], [str(s) for s in raw["sparsities"]]
+    lines = ["| pruned | ranking | " + " | ".join(f"untuned, {float(s):.0%} per layer" for s in sparsities)
+             + f" | tuned ({tuned['tune']['epochs']} epoch), {tuned['sparsity']:.0%} per layer, mean ± std "
+             f"({tuned['seeds']} seeds) | p vs producers |", "|---|---|" + "---|" * (len(sparsities) + 2)]
+    for res in raw["settings"].values():
+        where = "residual stream + inner" if res["options"].get("prune_stream") else "block-inner only"
+        for key, label in IMPORTANCE_ROWS.items():
+            cells = []
+            for s in sparsities:
+                v = res["untuned_accuracy"][s][key]
+                if key == "random":
+                    cells.append(f"{v['mean'] * 100:.1f} ± {v['std'] * 100:.1f} ({v['min'] * 100:.1f}–"
+                                 f"{v['max'] * 100:.1f}, {raw['random_draws']} draws)")
+                else:
+                    below = res["untuned_accuracy"][s][f"{key}_share_of_random_below"]
+                    cells.append(f"{v * 100:.1f} (above {below:.0%} of the draws)")
+            a = res["tuned_accuracy"][key]
+            p = "" if key == "producers" else _p(res["tuned_paired_p_vs_producers"].get(key))
+            lines.append(f"| {where} | {label} | " + " | ".join(cells)
+                         + f" | {a['mean'] * 100:.1f} ± {a['std'] * 100:.1f} | {p} |")
+    lines += ["", f"Parent: {raw['parent_accuracy'] * 100:.1f} % test accuracy ({raw['parent_epochs']} epochs)."]
+    return "\n".join(lines + ["", NOTE.format(src="depgraph_importance.json") + f" Command: `{d['command']}`."])
+
+
 #: Rows of the MiniLM depgraph table: key in ``depgraph_minilm.json`` → label.
 MINILM_ROWS = {"parent": "parent (accuracy: vanilla, the full parent fine-tuned)",
                "child": "50 % heads + feed-forward, hidden stream kept",
@@ -643,6 +678,7 @@ OWN_SOURCES = {
     "depgraph-minilm": (Source("depgraph_minilm", "python benchmarks/depgraph_speed.py minilm --seeds 3"),),
     "depgraph-resnet20": (Source("depgraph_resnet20", "python benchmarks/depgraph_speed.py resnet"),),
     "depgraph-rounding": (Source("depgraph_rounding", "python benchmarks/depgraph_speed.py rounding"),),
+    "depgraph-importance": (Source("depgraph_importance", "python benchmarks/depgraph_speed.py importance"),),
     "enas": (Source("search_enas_mnist", reproduction("enas-mnist", "python benchmarks/search_summary.py runs/enas-mnist")),
              Source("enas-mnist", reproduction("enas-mnist"))),
 }
@@ -661,7 +697,8 @@ def sections() -> dict[str, str]:
            "ensembles": _checked("ensembles", ensembles_table),
            "depgraph-minilm": _checked("depgraph-minilm", depgraph_minilm_table),
            "depgraph-resnet20": _checked("depgraph-resnet20", depgraph_resnet20_table),
-           "depgraph-rounding": _checked("depgraph-rounding", depgraph_rounding_table)}
+           "depgraph-rounding": _checked("depgraph-rounding", depgraph_rounding_table),
+           "depgraph-importance": _checked("depgraph-importance", depgraph_importance_table)}
     enas = _checked("enas", enas_tables)
     out["enas"], out["enas-seeds"] = (enas, enas) if isinstance(enas, str) else enas
     out.update({key: tables.section(key, _load) for key in tables.TABLES})

@@ -223,3 +223,27 @@ def test_a_lost_stage_child_reruns_the_stages_that_derived_from_it(tmp_path):
     result = run_experiment(exp, out, workers=0, log=said.append, report=False)
     assert result.finished == 2 and any("or derive from one that did" in s for s in said)
     assert [r["label"] for r in _records(out)][-2:] == ["shrink.oneshot", "distil.kd"]
+
+
+def test_tensor_shapes_refuses_a_pickle_and_garbage_and_closes_the_file(tmp_path, monkeypatch):
+    import gc
+    import sys
+    import warnings
+
+    import torch
+
+    from childnet.checkpoint import tensor_shapes
+
+    pickled, garbage = tmp_path / "weights.safetensors", tmp_path / "junk.safetensors"
+    torch.save({"w": torch.zeros(2)}, pickled)
+    garbage.write_bytes(b"\xff" * 64)
+    unclosed = []  # a file dropped unclosed warns as it is freed; the warning arrives as an "unraisable" error
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unclosed.append(u.exc_value))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        with pytest.raises(ChildnetError, match="pickle"):
+            tensor_shapes(pickled)
+        with pytest.raises(ChildnetError, match="not a valid safetensors checkpoint"):
+            tensor_shapes(garbage)
+        gc.collect()
+    assert not unclosed, unclosed

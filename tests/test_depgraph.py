@@ -386,3 +386,66 @@ def test_unwrapped_parameter_is_masked_in_the_parent():
     torch.manual_seed(0)
     small, report = depgraph_shrink(Shift().eval(), torch.randn(5, 6), 0.5, scope="layer")
     assert small.shift.shape == (4,) and report.groups[0]["after"] == 4
+
+
+def _bn_net():
+    """Conv → BN → ReLU → Conv → BN → ReLU → pool → Linear, with equal filters and BN scales that differ."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)).eval()
+    with torch.no_grad():
+        model[0].weight.copy_(model[0].weight[:1].repeat(8, 1, 1, 1))  # every channel's filter the same
+        model[1].weight.copy_(torch.tensor([1.0, 0.01, 1.0, 1.0, 0.02, 1.0, 1.0, 1.0]))
+    return model
+
+
+@pytest.mark.parametrize("importance", ["group", "bn_scale"])
+def test_bn_aware_importance_removes_the_channels_batchnorm_scales_down(importance):
+    from childnet.depgraph import plan_groups
+
+    model, x = _bn_net(), torch.randn(4, 1, 12, 12)
+    _, plans, _ = plan_groups(model, x, 0.25, scope="layer", importance=importance)
+    first = next(p for p in plans if p["name"] == "0")
+    assert first["prune"] == [1, 4]
+    # the producers' filters are equal, so the default ranking cannot see the scales (ties: lowest index)
+    _, plans, _ = plan_groups(model, x, 0.25, scope="layer")
+    assert next(p for p in plans if p["name"] == "0")["prune"] == [0, 1]
+    small, _ = depgraph_shrink(model, x, 0.25, scope="layer", importance=importance)
+    assert small[0].out_channels == 6 and small[1].num_features == 6
+
+
+def test_bn_scale_on_a_model_without_batchnorm_is_refused():
+    model = build_model({"name": "mlp", "hidden": [16, 16]}, (1, 8, 8), 3)
+    with pytest.raises(ChildnetError, match="bn_scale.*no BatchNorm layer.*producers or group"):
+        depgraph_shrink(model, torch.randn(4, 1, 8, 8), 0.5, importance="bn_scale")
+
+
+def test_importance_config_names_the_field_and_the_accepted_values():
+    from pydantic import ValidationError
+
+    from childnet.methods.prune.depgraph import DepGraphConfig
+
+    with pytest.raises(ValidationError, match="(?s)importance.*producers, group, bn_scale.*'l1'"):
+        DepGraphConfig(importance="l1")
+    with pytest.raises(ValidationError, match="(?s)importance group .*scorer must be magnitude.*'fisher'"):
+        DepGraphConfig(importance="group", scorer="fisher")
+    assert DepGraphConfig(importance="bn_scale").importance == "bn_scale"
+
+
+def test_an_ensemble_of_depgraph_shrunk_members_saves_and_loads_back(tmp_path):
+    """combine_members through the Python API: the card records the members' shapes (the saver finds them)."""
+    from childnet.models.base import model_spec
+    from childnet.models.ensemble import combine_members
+
+    torch.manual_seed(0)
+    model = build_model({"name": "cnn", "channels": [8, 16]}, (1, 12, 12), 3).eval()
+    x = torch.randn(4, 1, 12, 12)
+    members = [depgraph_shrink(model, x, s, scope="layer")[0] for s in (0.5, 0.25)]
+    ensemble = combine_members(members)
+    before = torch.get_rng_state()
+    Child(ensemble, Lineage(method="mine", config={}, seed=0, architecture=model_spec(ensemble)), {}).save(tmp_path / "c")
+    assert torch.equal(torch.get_rng_state(), before)  # saving draws no random numbers
+    back = Child.load(tmp_path / "c")
+    assert _params(back.model) == _params(ensemble) < 2 * _params(model)
+    assert torch.allclose(back.model(x), ensemble(x), atol=1e-6)

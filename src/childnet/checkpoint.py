@@ -84,7 +84,9 @@ def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
         with safe_open(str(path), framework="pt") as fh:
             return {k: tuple(int(d) for d in fh.get_slice(k).get_shape()) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError) as err:
-        if open(path, "rb").read(9).startswith(_PICKLE_MAGIC):
+        with open(path, "rb") as raw:
+            pickled = raw.read(9).startswith(_PICKLE_MAGIC)
+        if pickled:
             load_tensors(path)  # the pickle sentence
         raise ChildnetError(f"{path} is not a valid safetensors checkpoint ({err})") from None
 

@@ -160,6 +160,7 @@ class Child:
         path = Path(path)
         _check_save_target(path, overwrite)
         self.lineage.architecture = self.lineage.architecture or model_spec(self.model)
+        self._record_shrunk_layout()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
@@ -183,6 +184,22 @@ class Child:
             if tmp.exists():
                 shutil.rmtree(tmp)
         return path
+
+    def _record_shrunk_layout(self) -> None:
+        """A model physically smaller than its architecture spec builds (depgraph shrinking; an ensemble of
+        such members assembled through the Python API) needs its shapes on the card, or ``load`` cannot rebuild
+        it. Methods that shrink record them; this catches the rest, comparing with the spec built on the meta
+        device (no memory, the random state untouched). A spec that cannot be built there is left as it is."""
+        extra = self.lineage.extra
+        if not isinstance(extra, dict) or "shrunk_layout" in extra:
+            return
+        try:
+            with torch.random.fork_rng(devices=[]):
+                found = layout_against_spec(self.model, self.lineage.architecture, "meta")
+        except (ChildnetError, RuntimeError, NotImplementedError, ValueError, TypeError, KeyError):
+            return  # e.g. a pretrained encoder, which loads its weights on construction
+        if found is not None:
+            extra["shrunk_layout"] = found
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Child":
@@ -209,6 +226,18 @@ class Child:
         masks = load_tensors(path / "masks.safetensors", device) if (path / "masks.safetensors").exists() else {}
         model.to(device).eval()
         return cls(model, lineage, masks)
+
+
+def layout_against_spec(model: nn.Module, spec: dict, device: str = "cpu") -> dict | None:
+    """The :func:`~childnet.depgraph.layout` of ``model`` against what its architecture ``spec`` builds on
+    ``device`` (``meta``: shapes only), or ``None`` when they have the same shapes and attributes."""
+    from .depgraph import layout
+
+    arch, input_shape, num_classes = check_architecture(spec, "the child's architecture")
+    with torch.device(device):
+        reference = build_model(arch, input_shape, num_classes)
+    found = layout(model, reference)
+    return found if found.get("shapes") or found.get("attributes") else None
 
 
 def _check_save_target(path: Path, overwrite: bool) -> None:

@@ -41,7 +41,10 @@ What childnet adds around Torch-Pruning (each a choice of ours):
   …) scores the weights; a channel's importance is the sum of the scores of its *output-side* rows in
   every Conv/Linear of the group (for magnitude: the L1 norm of its filters, Li et al. 2017 — with one
   producer per group, the rule of childnet's own structured masks). Attention heads: the sum over the
-  head's query, key and value rows.
+  head's query, key and value rows. That ignores a BatchNorm after the conv, which rescales each channel;
+  ``importance: group`` (Torch-Pruning's own group magnitude: every member of the group, BN scales
+  included) and ``importance: bn_scale`` (Network Slimming's ``|γ|``) rank with it instead
+  (``benchmarks/depgraph_speed.py importance`` compares the three on a BatchNorm ResNet).
 - **Allocation.** ``scope: layer`` removes ``round(sparsity · n)`` units of every group; ``scope:
   global`` ranks all units together, each group's importances divided by their mean first (as
   Torch-Pruning's global pruning does). ``round_to`` rounds every kept width to a multiple (8, 16: dense
@@ -145,11 +148,13 @@ def _group_info(group, names: dict, attention: dict, norm_stream: bool) -> dict:
 
 def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitude", scope: str = "global",
                 prune_stream: bool = True, norm_stream: bool = False, heads: bool = True, round_to: int = 1,
-                seed: int = 0, data=None, ignored: list[str] | None = None):
+                seed: int = 0, data=None, ignored: list[str] | None = None, importance: str = "producers"):
     """Which channels of which group go (no pruning yet): ``(graph, plans, skipped)``.
 
     ``plans``: per prunable group ``{root, name, kind, size, unit, prune: [channel indices]}``.
+    ``importance``: see :data:`IMPORTANCES`.
     """
+    check_importance(importance, scorer)
     if not 0.0 <= float(sparsity) < 1.0:
         raise ChildnetError(f"sparsity: must be a fraction in [0, 1) — the share of channels removed (got {sparsity!r})")
     if scope not in ("global", "layer"):
@@ -161,7 +166,16 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
     graph = _build_graph(model, x)
     attention = _attention_of(model)
     weights = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, _WEIGHTED) and m not in ignored_mods]
-    scores = {k: v.float() for k, v in _score(scorer, model, weights, seed=seed, data=data).items()}
+    scores, rank_group = {}, None
+    if importance == "producers":
+        scores = {k: v.float() for k, v in _score(scorer, model, weights, seed=seed, data=data).items()}
+    else:
+        if importance == "bn_scale" and not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            raise ChildnetError(f"importance: bn_scale ranks channels by their BatchNorm scale, and model "
+                                f"{type(model).__name__} has no BatchNorm layer; use importance: producers or group")
+        tp = _tp()
+        rank_group = (tp.importance.GroupMagnitudeImportance() if importance == "group"
+                      else tp.importance.BNScaleImportance())
     plans, skipped = [], []
     for group in graph.get_all_groups(ignored_layers=ignored_mods, root_module_types=_WEIGHTED):
         root = group[0].dep.target.module
@@ -176,13 +190,23 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
         if reason is not None:
             skipped.append({"layer": name, "channels": size, "reason": reason})
             continue
-        imp = torch.zeros(size)
-        for module, idxs in info["producers"]:
-            if len(idxs) != size:
+        if rank_group is None:
+            imp = torch.zeros(size)
+            for module, idxs in info["producers"]:
+                if len(idxs) != size:
+                    continue
+                s = scores.get(f"{names[module]}.weight")
+                if s is not None:
+                    imp += s.flatten(1).sum(1)[idxs].abs().cpu()
+        else:
+            with torch.no_grad():
+                ranked = rank_group(group)
+            if ranked is None or len(ranked) != size:
+                skipped.append({"layer": name, "channels": size, "reason": (
+                    "no BatchNorm scale ranks its channels (importance: bn_scale)" if importance == "bn_scale"
+                    else "Torch-Pruning's group importance gave no score for it")})
                 continue
-            s = scores.get(f"{names[module]}.weight")
-            if s is not None:
-                imp += s.flatten(1).sum(1)[idxs].abs().cpu()
+            imp = ranked.detach().float().cpu()
         unit = 1
         if info["heads"] is not None:
             unit = int(info["heads"].attention_head_size)
@@ -196,6 +220,29 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
                             "(inputs converted outside torch, or only ignored layers)")
     _allocate(plans, float(sparsity), scope, int(round_to))
     return graph, plans, skipped
+
+
+#: How a group's channels are ranked (``importance``). ``producers`` (default, ours): the chosen scorer's
+#: scores of the output-side rows of every Conv/Linear producing the channel, summed (with ``magnitude``:
+#: the L1 norm of its filters, Li et al. 2017). ``group``: Torch-Pruning's default group importance
+#: (``GroupMagnitudeImportance``: squared L2 norm of every member of the group — producers' rows,
+#: consumers' input columns, BatchNorm/LayerNorm scales — averaged over the members, divided by the
+#: group's mean). ``bn_scale``: Network Slimming (Liu et al. 2017, arXiv 1708.06519) through
+#: Torch-Pruning's ``BNScaleImportance``: ``|γ|`` of the group's BatchNorms; a group with no BatchNorm
+#: is kept at full width, with the reason on the report. ``group`` and ``bn_scale`` read weight
+#: magnitudes, so they take ``scorer: magnitude`` only.
+IMPORTANCES = ("producers", "group", "bn_scale")
+
+
+def check_importance(importance: str, scorer: str = "magnitude") -> str:
+    """``importance`` itself, or a :class:`ChildnetError` naming the accepted values / the scorer clash."""
+    if importance not in IMPORTANCES:
+        raise ChildnetError(f"importance: must be one of {', '.join(IMPORTANCES)} (got {importance!r})")
+    if importance != "producers" and scorer != "magnitude":
+        raise ChildnetError(f"importance: {importance} ranks channels by weight magnitudes (Torch-Pruning's "
+                            f"importance), so scorer must be magnitude (got {scorer!r}); use importance: producers "
+                            f"to rank by the {scorer} scorer")
+    return importance
 
 
 def _ignored_modules(model: nn.Module, ignored: list[str] | None, x=None) -> list[nn.Module]:
@@ -264,7 +311,8 @@ def _error(a: torch.Tensor, b: torch.Tensor) -> float:
 def depgraph_shrink(model: nn.Module, example_inputs, sparsity: float, *, scorer: str = "magnitude",
                     scope: str = "global", prune_stream: bool = True, norm_stream: bool = False, heads: bool = True,
                     round_to: int = 1, seed: int = 0, data=None, ignored: list[str] | None = None,
-                    atol: float = 1e-4, rtol: float = 1e-4) -> tuple[nn.Module, ShrinkReport]:
+                    atol: float = 1e-4, rtol: float = 1e-4, importance: str = "producers"
+                    ) -> tuple[nn.Module, ShrinkReport]:
     """A physically smaller copy of ``model`` through Torch-Pruning's dependency graph, checked group by group.
 
     Args:
@@ -282,6 +330,9 @@ def depgraph_shrink(model: nn.Module, example_inputs, sparsity: float, *, scorer
         seed, data: for scorers that draw random numbers or look at data (fisher: ``(x, y)``).
         ignored: module names never pruned at their output (default: the classifier head).
         atol, rtol: the guard's tolerance on the outputs.
+        importance: how a group's channels are ranked — ``producers`` (the scorer on the producing layers'
+            rows), ``group`` (Torch-Pruning's group L2 magnitude, BatchNorm scales included) or
+            ``bn_scale`` (Network Slimming's ``|γ|``); see :data:`IMPORTANCES`.
 
     Returns:
         ``(small_model, report)``.
@@ -299,7 +350,8 @@ def depgraph_shrink(model: nn.Module, example_inputs, sparsity: float, *, scorer
     names = {m: n for n, m in work.named_modules()}
     graph, plans, skipped = plan_groups(work, example_inputs, sparsity, scorer=scorer, scope=scope,
                                         prune_stream=prune_stream, norm_stream=norm_stream, heads=heads,
-                                        round_to=round_to, seed=seed, data=data, ignored=ignored)
+                                        round_to=round_to, seed=seed, data=data, ignored=ignored,
+                                        importance=importance)
     report = ShrinkReport(skipped=skipped)
     with torch.no_grad():
         scale = float(_output(work, example_inputs).abs().max())

@@ -328,14 +328,11 @@ def _record_layout(child) -> None:
     not rebuild: record them (as depgraph does) so that ``Child.load`` of this generation works alone."""
     if "shrunk_layout" in child.lineage.extra:
         return
-    from .child import check_architecture
-    from .depgraph import layout
-    from .models.base import build_model, model_spec
+    from .child import layout_against_spec
+    from .models.base import model_spec
 
-    spec = child.lineage.architecture or model_spec(child.model)
-    arch, input_shape, num_classes = check_architecture(spec, "the child's architecture")
-    found = layout(child.model, build_model(arch, input_shape, num_classes))
-    if found.get("shapes") or found.get("attributes"):
+    found = layout_against_spec(child.model, child.lineage.architecture or model_spec(child.model))
+    if found is not None:
         child.lineage.extra["shrunk_layout"] = found
 
 

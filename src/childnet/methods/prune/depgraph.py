@@ -15,10 +15,10 @@ other prune methods. ``sparsity`` here is the share of prunable *units* (channel
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ...config import Config
-from ...depgraph import depgraph_shrink, example_batch, layout, plan_groups
+from ...depgraph import IMPORTANCES, depgraph_shrink, example_batch, layout, plan_groups
 from ...masks import Masks
 from ...registry import METHODS
 from ...scorers import ScorerName
@@ -36,6 +36,11 @@ class DepGraphConfig(Config):
                             "removed, in [0, 1)")
     scorer: ScorerName = Field("magnitude", description="importance of the weights: any registered scorer (magnitude = "
                         "L1 of a channel's filters, random, fisher, …)")
+    importance: str = Field("producers", description="how a group's channels are ranked: producers (the scorer on "
+                            "the producing Conv/Linear rows: L1 of a channel's filters for magnitude), group "
+                            "(Torch-Pruning's group L2 magnitude: every layer of the group, BatchNorm scales "
+                            "included) or bn_scale (Network Slimming: |gamma| of the group's BatchNorms; groups "
+                            "without one keep full width); group and bn_scale need scorer magnitude")
     scope: str = Field("global", description="global: one ranking over all groups (importances divided by their "
                        "group's mean); layer: the same fraction of every group")
     prune_stream: bool = Field(True, description="also prune channels shared through additions (the residual stream)")
@@ -61,6 +66,21 @@ class DepGraphConfig(Config):
             raise ValueError(f"must be 'global' or 'layer' (got {v!r})")
         return v
 
+    @field_validator("importance")
+    @classmethod
+    def _importance(cls, v: str) -> str:
+        if v not in IMPORTANCES:
+            raise ValueError(f"must be one of {', '.join(IMPORTANCES)} (got {v!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _importance_needs_magnitude(self):
+        if self.importance != "producers" and self.scorer != "magnitude":
+            raise ValueError(f"importance {self.importance} ranks channels by weight magnitudes (Torch-Pruning's "
+                             f"importance), so scorer must be magnitude (got {self.scorer!r}); use importance: "
+                             f"producers to rank by the {self.scorer} scorer")
+        return self
+
     @field_validator("sparsity")
     @classmethod
     def _sparsity(cls, v: float) -> float:
@@ -71,7 +91,8 @@ class DepGraphConfig(Config):
 
 def _options(cfg: DepGraphConfig) -> dict:
     return {"scorer": cfg.scorer, "scope": cfg.scope, "prune_stream": cfg.prune_stream,
-            "norm_stream": cfg.norm_stream, "heads": cfg.heads, "round_to": cfg.round_to, "ignored": cfg.ignored}
+            "norm_stream": cfg.norm_stream, "heads": cfg.heads, "round_to": cfg.round_to, "ignored": cfg.ignored,
+            "importance": cfg.importance}
 
 
 def check(parent, task, cfg: DepGraphConfig) -> None:
