@@ -247,3 +247,19 @@ def test_tensor_shapes_refuses_a_pickle_and_garbage_and_closes_the_file(tmp_path
             tensor_shapes(garbage)
         gc.collect()
     assert not unclosed, unclosed
+
+
+def test_a_card_that_gives_a_key_twice_is_refused(tmp_path, tiny_parent, digits_task):
+    """Python's reader took the last copy, another reader may take the first: the card would say two things."""
+    from test_cli import cli
+
+    from childnet import derive
+
+    child = derive("scratch", tiny_parent, digits_task, child={"name": "mlp", "hidden": [8]}, train={"epochs": 0})
+    child.save(tmp_path / "c")
+    text = (tmp_path / "c" / "child.json").read_text()
+    (tmp_path / "c" / "child.json").write_text(text.replace('"method": "scratch"', '"method": "scratch", "method": "kd"', 1))
+    with pytest.raises(ChildnetError, match="gives key 'method' twice"):
+        Child.load(tmp_path / "c")
+    res = cli("show", tmp_path / "c")
+    assert res.returncode == 2 and "twice" in res.stderr and "Traceback" not in res.stderr

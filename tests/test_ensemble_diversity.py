@@ -155,3 +155,16 @@ def test_members_shrunk_to_different_widths_are_analysed_on_the_units_they_share
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(ChildnetError, match="is a file; name a folder"):
         diversity_report(small, digits_task, out=tmp_path / "a_file")
+
+
+def test_diversity_out_never_overwrites_other_files_and_says_when_it_replaces_an_analysis(run_dir, tmp_path):
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    with pytest.raises(ChildnetError, match=r"holds other files \(notes\.txt\).*nothing was written"):
+        diversity_for_run(run_dir, out=keep)
+    assert sorted(p.name for p in keep.iterdir()) == ["notes.txt"]
+    first = diversity_for_run(run_dir, out=tmp_path / "div")
+    again = diversity_for_run(run_dir, out=tmp_path / "div")  # an earlier analysis is replaced, and said so
+    assert not first["replaced_earlier"] and again["replaced_earlier"]
+    assert "replaced_earlier" not in json.loads((tmp_path / "div" / "diversity.json").read_text())

@@ -124,6 +124,19 @@ def check_architecture(arch: Any, where: str) -> tuple[dict, tuple, int]:
     return arch, tuple(shape), classes
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedKey(key)
+        out[key] = value
+    return out
+
+
 def read_card(path: str | Path) -> dict:
     """The lineage card (``child.json``) of a child folder, as a dict; a clear error if there is none."""
     card_path = Path(path) / "child.json"
@@ -132,9 +145,12 @@ def read_card(path: str | Path) -> dict:
     if not card_path.exists():
         raise ChildnetError(f"{path} is not a child folder (no child.json)")
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card = json.loads(card_path.read_text(encoding="utf-8"), object_pairs_hook=_no_repeated_keys)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise ChildnetError(f"{card_path} is not valid JSON ({str(err)[:200]})") from None
+    except _RepeatedKey as err:  # JSON readers disagree on which copy counts: a card must say one thing
+        raise ChildnetError(f"{card_path} gives key {str(err)[:80]!r} twice in one object; a card written by "
+                            "childnet never does — it was edited by hand or damaged") from None
     except OSError as err:
         raise ChildnetError(f"cannot read {card_path}: {err.strerror or err}") from None
     return check_card(card, str(card_path))

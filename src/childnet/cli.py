@@ -275,7 +275,8 @@ def diversity(
         vals = [by_method[g].get(k) for g in by_method]
         table.add_row(k, *[f"{v:.4g}" if isinstance(v, (int, float)) else "" for v in vals])
     out_console.print(table)
-    out_console.print(f"figures and diversity.json: {out or run_dir / 'diversity'}")
+    out_console.print(f"figures and diversity.json: {out or run_dir / 'diversity'}"
+                      + (" (the earlier analysis there was replaced)" if summary.get("replaced_earlier") else ""))
 
 
 def _click_errors() -> tuple[type, ...]:

@@ -296,8 +296,15 @@ def diversity_report(source, task=None, *, layers: list[str] | None = None, out:
 
 
 def _check_out(out: Path) -> Path:
+    """``out`` if it is new, empty or an earlier analysis (which is then replaced); never someone's other files."""
     if out.exists() and not out.is_dir():
         raise ChildnetError(f"--out {out} is a file; name a folder for the diversity report and its figures")
+    if out.is_dir() and not (out / "diversity.json").is_file():
+        other = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+        if other:
+            shown = ", ".join(other[:5]) + (", …" if len(other) > 5 else "")
+            raise ChildnetError(f"--out {out} holds other files ({shown}) and no earlier diversity analysis "
+                                "(diversity.json); name a new or empty folder — nothing was written")
     return out
 
 
@@ -335,10 +342,12 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
     Each child's report and figures go to ``out/<setting>/<label>/seed<k>/``; ``out/diversity.json``
     holds all of them plus the per-method means over seeds. ``out`` defaults to ``RUN_DIR/diversity``.
     ``progress(done, total, name)`` is called after each child (the CLI shows a bar). ``actmax_layer`` and
-    ``units`` are :func:`diversity_report`'s.
+    ``units`` are :func:`diversity_report`'s. ``out`` must be new, empty or an earlier analysis (its
+    ``diversity.json`` is then replaced: the returned summary says so in ``replaced_earlier``).
 
     Raises:
-        ChildnetError: no such folder, no ensemble child in it, or an unknown layer name.
+        ChildnetError: no such folder, no ensemble child in it, an unknown layer name, or ``out`` holding
+            other files.
     """
     from ..child import read_card
     from ..runfolder import DIVERSITY_DIR, child_dirs, write_atomic
@@ -367,7 +376,8 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
         if progress is not None:
             progress(i + 1, len(found), str(rel))
     summary = {"run_dir": str(run_dir), "children": reports, "by_method": summarise_by_method(reports)}
+    earlier = (out / "diversity.json").is_file()
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "diversity.json", json.dumps(summary, indent=2))
-    return summary
+    return {**summary, "replaced_earlier": earlier}
 
