@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import yaml
 from childnet import Child, load_task
 from childnet.api import derive
 from childnet.errors import ChildnetError, ConfigError, DataError
-from childnet.evaluate import evaluate, ranking_metrics
+from childnet.evaluate import RANKING_METRICS, evaluate, ranking_metrics
 from childnet.methods.search.assembly import AssemblyController, uniform_architectures
 from childnet.methods.search.manas import row_rewards
 from childnet.models.base import build_model
@@ -221,3 +222,22 @@ def test_predict_on_a_ranking_child_points_to_predict_scores(synth):
     child = derive("bpr_mf", None, task, {"epochs": 1, "dim": 4}, seed=0)
     with pytest.raises(ChildnetError, match=r"ranks candidate items.*predict_scores"):
         predict(child, task.x_test)
+
+
+def test_bpr_mf_macs_count_its_products_and_the_parent_row_shows_the_ranking_metric(tmp_path, run_cli, monkeypatch):
+    from childnet.evaluate import count_macs
+    from childnet.models import build_model
+
+    model = build_model({"name": "bpr_mf", "dim": 8}, (30, 400, 5), 400)
+    x = {"user": torch.tensor([0, 1, 2]), "candidates": torch.randint(0, 400, (3, 101))}
+    assert count_macs(model, x) == 3 * 101 * 8  # one dot product of size dim per candidate (it was 0)
+    path = write_seq(tmp_path / "s.tsv", seq_rows())
+    exp = {"task": {"name": "sequences", "path": str(path)}, "parent": {"model": {"name": "bpr_mf", "dim": 4},
+           "train": {"epochs": 1}}, "methods": [{"name": "bpr_mf", "epochs": 1, "dim": 4}], "seeds": 1,
+           "metric": "hr@10", "evaluate": {"latency": False, "device": False}}
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(exp))
+    monkeypatch.setenv("CHILDNET_CACHE", str(tmp_path / "cache"))
+    run_cli("run", tmp_path / "e.yaml", "--out", tmp_path / "o", "--workers", "0", check=0)
+    card = json.loads(next((tmp_path / "o" / "children").rglob("child.json")).read_text())
+    parent = card["parent"]["metrics"]
+    assert 0 <= parent["hr@10"] <= 1 and set(RANKING_METRICS) <= set(parent)

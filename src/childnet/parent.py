@@ -24,7 +24,7 @@ from .checkpoint import cache_dir, load_state_checked, load_tensors, save_tensor
 from .child import state_fingerprint
 from .config import ParentConfig, canonical_spec, stable_hash
 from .errors import ChildnetError, ConfigError, TrainingDiverged
-from .evaluate import evaluate_model
+from .evaluate import RANKING_METRICS, evaluate_model
 from .models.base import build_model, check_runs_on
 from .registry import MODELS, TASKS
 from .tasks.base import Task, data_fingerprint, load_task, test_fingerprint
@@ -39,7 +39,7 @@ TRAINER_VERSION = 1
 #: Parent metrics copied into every child's card (the report's parent row and its degenerate-model warning).
 #: (The latency and device columns are measured by the run's units, for the parent's row and the Pareto plot.)
 CARD_METRICS = ("accuracy", "nll", "ece", "params", "macs", "predicted_classes", "majority_accuracy",
-                "latency_ms_b1", "device_latency_s", "device_feasible")
+                "latency_ms_b1", "device_latency_s", "device_feasible", *RANKING_METRICS)
 
 
 @dataclass

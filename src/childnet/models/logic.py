@@ -232,8 +232,9 @@ class BprMF(nn.Module):
         nn.init.zeros_(self.bias.weight)
 
     def forward(self, x: dict) -> torch.Tensor:
-        u = self.user(x["user"]).unsqueeze(1)
-        return (u * self.item(x["candidates"])).sum(-1) + self.bias(x["candidates"]).squeeze(-1)
+        # (B, C, d) @ (B, d, 1): a batched product, so the MAC counter sees its d multiply-adds per candidate
+        u = self.user(x["user"]).unsqueeze(-1)
+        return torch.bmm(self.item(x["candidates"]), u).squeeze(-1) + self.bias(x["candidates"]).squeeze(-1)
 
 
 @MODELS.register("bpr_mf", config=BprMfConfig, inputs="ranking", tiny={"dim": 8})
