@@ -449,3 +449,54 @@ def test_an_ensemble_of_depgraph_shrunk_members_saves_and_loads_back(tmp_path):
     back = Child.load(tmp_path / "c")
     assert _params(back.model) == _params(ensemble) < 2 * _params(model)
     assert torch.allclose(back.model(x), ensemble(x), atol=1e-6)
+
+
+def test_bn_scale_ties_and_dead_scales_under_global_allocation():
+    from childnet.depgraph import plan_groups
+
+    model, x = _bn_net(), torch.randn(4, 1, 12, 12)
+    with torch.no_grad():
+        model[1].weight.fill_(1.0)  # an untrained parent: every scale ties
+        model[4].weight.fill_(1.0)
+    _, plans, _ = plan_groups(model, x, 0.25, scope="global", importance="bn_scale")
+    assert sorted(len(p["prune"]) for p in plans) == [2, 2]  # the ties go round the groups, none is emptied
+    with torch.no_grad():
+        model[4].weight.zero_()  # a layer whose scales are all 0 (its channels output only their shift)
+    _, plans, _ = plan_groups(model, x, 0.25, scope="global", importance="bn_scale")
+    assert {p["name"]: len(p["prune"]) for p in plans} == {"3": 4, "0": 0}  # it goes first (it was NaN)
+
+
+def test_bn_scale_without_a_usable_scale_is_refused_or_skipped_with_the_reason():
+    from childnet.depgraph import plan_groups
+
+    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8, affine=False), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 3))
+    with pytest.raises(ChildnetError, match="no BatchNorm layer with a scale"):
+        depgraph_shrink(model, torch.randn(2, 1, 8, 8), 0.5, importance="bn_scale")
+
+    class Split(nn.Module):  # one conv's channels normalised by two BatchNorms: Torch-Pruning cannot score it
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn_a, self.bn_b = nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(8), nn.BatchNorm2d(8)
+            self.conv2, self.bn2, self.fc = nn.Conv2d(16, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            a, b = torch.split(self.conv(x), 8, dim=1)
+            y = torch.cat([self.bn_a(a), self.bn_b(b)], 1).relu()
+            return self.fc(self.bn2(self.conv2(y)).relu().mean((2, 3)))
+
+    _, plans, skipped = plan_groups(Split().eval(), torch.randn(2, 1, 8, 8), 0.25, importance="bn_scale")
+    assert [p["name"] for p in plans] == ["conv2"]
+    assert skipped[0]["layer"] == "conv" and "could not score it" in skipped[0]["reason"]
+
+
+def test_a_shrunk_minilm_saved_through_the_api_loads_back(tmp_path):
+    from childnet.models.base import model_spec
+
+    model, x = _tiny("minilm")
+    small, _ = depgraph_shrink(model, x, 0.5, scope="layer")
+    Child(small, Lineage(method="mine", config={}, seed=0, architecture=model_spec(small)), {}).save(tmp_path / "c")
+    back = Child.load(tmp_path / "c")  # built on the CPU: a pretrained encoder cannot be built on the meta device
+    assert _params(back.model) == _params(small) < _params(model)
+    with torch.no_grad():
+        assert torch.allclose(back.model(x), small(x), atol=1e-5)

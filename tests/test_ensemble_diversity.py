@@ -168,3 +168,5 @@ def test_diversity_out_never_overwrites_other_files_and_says_when_it_replaces_an
     again = diversity_for_run(run_dir, out=tmp_path / "div")  # an earlier analysis is replaced, and said so
     assert not first["replaced_earlier"] and again["replaced_earlier"]
     assert "replaced_earlier" not in json.loads((tmp_path / "div" / "diversity.json").read_text())
+    (tmp_path / "div" / "diversity.json").unlink()  # an analysis interrupted before its summary: run again
+    assert diversity_for_run(run_dir, out=tmp_path / "div")["children"]

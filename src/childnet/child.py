@@ -205,15 +205,21 @@ class Child:
         """A model physically smaller than its architecture spec builds (depgraph shrinking; an ensemble of
         such members assembled through the Python API) needs its shapes on the card, or ``load`` cannot rebuild
         it. Methods that shrink record them; this catches the rest, comparing with the spec built on the meta
-        device (no memory, the random state untouched). A spec that cannot be built there is left as it is."""
+        device (no memory), or on the CPU for a model that cannot be built there (a pretrained encoder loads its
+        weights as it is built); torch's random state is left as it was. A spec that cannot be built at all is
+        left to ``load`` to report."""
         extra = self.lineage.extra
         if not isinstance(extra, dict) or "shrunk_layout" in extra:
             return
-        try:
-            with torch.random.fork_rng(devices=[]):
-                found = layout_against_spec(self.model, self.lineage.architecture, "meta")
-        except (ChildnetError, RuntimeError, NotImplementedError, ValueError, TypeError, KeyError):
-            return  # e.g. a pretrained encoder, which loads its weights on construction
+        found = None
+        for device in ("meta", "cpu"):
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    found = layout_against_spec(self.model, self.lineage.architecture, device)
+                break
+            except (ChildnetError, RuntimeError, NotImplementedError, ValueError, TypeError, KeyError,
+                    AttributeError, AssertionError):
+                continue
         if found is not None:
             extra["shrunk_layout"] = found
 

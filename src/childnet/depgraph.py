@@ -170,12 +170,16 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
     if importance == "producers":
         scores = {k: v.float() for k, v in _score(scorer, model, weights, seed=seed, data=data).items()}
     else:
-        if importance == "bn_scale" and not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        if importance == "bn_scale" and not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine
+                                                for m in model.modules()):
             raise ChildnetError(f"importance: bn_scale ranks channels by their BatchNorm scale, and model "
-                                f"{type(model).__name__} has no BatchNorm layer; use importance: producers or group")
+                                f"{type(model).__name__} has no BatchNorm layer with a scale (affine); use "
+                                "importance: producers or group")
         tp = _tp()
-        rank_group = (tp.importance.GroupMagnitudeImportance() if importance == "group"
-                      else tp.importance.BNScaleImportance())
+        # normalizer=None: a group whose scales are all 0 would give 0/0 (NaN) under Torch-Pruning's 'mean'
+        # normaliser; the global allocation divides by the group's mean itself, and per-layer order is the same
+        rank_group = (tp.importance.GroupMagnitudeImportance(normalizer=None) if importance == "group"
+                      else tp.importance.BNScaleImportance(normalizer=None))
     plans, skipped = [], []
     for group in graph.get_all_groups(ignored_layers=ignored_mods, root_module_types=_WEIGHTED):
         root = group[0].dep.target.module
@@ -199,8 +203,14 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
                 if s is not None:
                     imp += s.flatten(1).sum(1)[idxs].abs().cpu()
         else:
-            with torch.no_grad():
-                ranked = rank_group(group)
+            try:
+                with torch.no_grad():
+                    ranked = rank_group(group)
+            except (RuntimeError, IndexError, ValueError) as err:  # e.g. channels split over several BatchNorms
+                skipped.append({"layer": name, "channels": size, "reason": (
+                    f"Torch-Pruning's {importance} importance could not score it ({type(err).__name__}: "
+                    f"{(str(err).splitlines() or [''])[0][:100]})")})
+                continue
             if ranked is None or len(ranked) != size:
                 skipped.append({"layer": name, "channels": size, "reason": (
                     "no BatchNorm scale ranks its channels (importance: bn_scale)" if importance == "bn_scale"
@@ -214,6 +224,10 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
         plans.append({"root": root, "name": names.get(info["heads"], name) if info["heads"] is not None else name,
                       "kind": "heads" if info["heads"] is not None else ("stream" if info["stream"] else "inner"),
                       "size": size, "unit": unit, "imp": imp, "attention": info["heads"]})
+    if not plans and importance == "bn_scale" and float(sparsity) > 0:
+        raise ChildnetError(f"importance: bn_scale found no group of model {type(model).__name__} it can rank (each "
+                            f"needs a BatchNorm with a scale among its layers): {skipped[0]['layer']} — "
+                            f"{skipped[0]['reason']}; use importance: producers or group")
     if not plans and not skipped:
         raise ChildnetError(f"Torch-Pruning found no channel group to prune in model {type(model).__name__}: its "
                             "forward left no autograd trace through a Conv or Linear layer besides the ignored ones "
@@ -272,7 +286,10 @@ def _allocate(plans: list[dict], sparsity: float, scope: str, round_to: int) -> 
         pool = torch.cat([p["imp"] / p["imp"].mean().clamp_min(1e-12) for p in plans])
         owner = torch.cat([torch.full((len(p["imp"]),), i) for i, p in enumerate(plans)])
         weight = torch.cat([torch.full((len(p["imp"]),), float(p["unit"])) for p in plans])
-        order = torch.argsort(pool.double(), stable=True)
+        # ties (e.g. every BatchNorm scale still 1.0 in an untrained parent) go round the groups in turn,
+        # by a unit's place in its group, rather than emptying the first group listed
+        place = torch.cat([(torch.arange(len(p["imp"]), dtype=torch.float64) + 0.5) / len(p["imp"]) for p in plans])
+        order = torch.tensor(sorted(range(len(pool)), key=lambda i: (float(pool[i]), float(place[i]))))
         target, removed = sparsity * float(weight.sum()), 0.0
         counts = [0] * len(plans)
         for i in order.tolist():

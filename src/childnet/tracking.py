@@ -264,9 +264,11 @@ class Sinks:
             return
         card = None
         if rec.get("status") == "ok" and rec.get("child_dir"):
+            from .child import read_card
+
             try:
-                card = json.loads((self.out / rec["child_dir"] / "child.json").read_text())
-            except (OSError, json.JSONDecodeError):
+                card = read_card(self.out / rec["child_dir"])
+            except ChildnetError:
                 card = None
         for sink in self.sinks if only is None else [only]:
             try:

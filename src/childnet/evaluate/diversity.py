@@ -232,7 +232,8 @@ def _cka_entry(matrix: torch.Tensor, labels: list[str], has_parent: bool) -> dic
 
 def diversity_report(source, task=None, *, layers: list[str] | None = None, out: str | Path | None = None,
                      parent: nn.Module | None = None, units: int = 4, actmax_layer: str | None = None,
-                     max_examples: int = 1000, steps: int = 256, seed: int = 0, device="cpu") -> dict:
+                     max_examples: int = 1000, steps: int = 256, seed: int = 0, device="cpu",
+                     _checked_out: bool = False) -> dict:
     """Disagreement, KL, per-layer CKA (parent included) and activation maximisation of one ensemble.
 
     Args:
@@ -251,8 +252,8 @@ def diversity_report(source, task=None, *, layers: list[str] | None = None, out:
         ChildnetError: not an ensemble, or a layer name that does not exist (the valid ones are listed).
     """
     t0 = time.perf_counter()
-    if out is not None:
-        _check_out(Path(out))
+    if out is not None and not _checked_out:
+        _check_out(Path(out), "out")
     child, task, parent = load_ensemble_child(source, task, parent)
     members = member_models(child)
     layers = check_layers(members[0], layers if layers is not None else default_layers(members[0]))
@@ -295,15 +296,21 @@ def diversity_report(source, task=None, *, layers: list[str] | None = None, out:
     return report
 
 
-def _check_out(out: Path) -> Path:
-    """``out`` if it is new, empty or an earlier analysis (which is then replaced); never someone's other files."""
+def _check_out(out: Path, flag: str = "--out") -> Path:
+    """``out`` if it is new, empty or an earlier analysis (which is then replaced); never someone's other files.
+
+    An earlier analysis: a ``diversity.json`` at the top, or — a run interrupted before writing it — only
+    folders, holding the per-child reports (``diversity.json`` files or figures) and nothing else.
+    """
     if out.exists() and not out.is_dir():
-        raise ChildnetError(f"--out {out} is a file; name a folder for the diversity report and its figures")
+        raise ChildnetError(f"{flag} {out} is a file; name a folder for the diversity report and its figures")
     if out.is_dir() and not (out / "diversity.json").is_file():
-        other = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-        if other:
-            shown = ", ".join(other[:5]) + (", …" if len(other) > 5 else "")
-            raise ChildnetError(f"--out {out} holds other files ({shown}) and no earlier diversity analysis "
+        entries = [p for p in out.iterdir() if not p.name.startswith(".")]
+        ours = all(p.is_dir() for p in entries) and all(
+            f.name == "diversity.json" or f.suffix == ".png" for e in entries for f in e.rglob("*") if f.is_file())
+        if entries and not ours:
+            shown = ", ".join(sorted(p.name for p in entries)[:5]) + (", …" if len(entries) > 5 else "")
+            raise ChildnetError(f"{flag} {out} holds other files ({shown}) and no earlier diversity analysis "
                                 "(diversity.json); name a new or empty folder — nothing was written")
     return out
 
@@ -355,7 +362,8 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ChildnetError(f"run folder not found: {run_dir}")
-    out = _check_out(Path(out) if out is not None else run_dir / DIVERSITY_DIR)
+    out = _check_out(Path(out) if out is not None else run_dir / DIVERSITY_DIR,
+                     "--out" if out is not None else "the run's diversity folder")
     found = [(rel, folder) for rel, folder in child_dirs(run_dir)
              if (read_card(folder).get("architecture") or {}).get("name") == "ensemble"]
     if not found:
@@ -370,7 +378,7 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
 
             tasks[key] = load_task(card["task"])
         rep = diversity_report(folder, tasks[key], layers=layers, out=out / rel, actmax_layer=actmax_layer,
-                               units=units)
+                               units=units, _checked_out=True)  # out as a whole was checked above
         rep["method"], rep["seed"] = card.get("method"), card.get("seed")
         reports[str(rel)] = rep
         if progress is not None:

@@ -6,7 +6,6 @@ plots, the CLI and the benchmarks only read the returned dictionaries.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -279,9 +278,12 @@ def _card_extra(unit: dict, run_path: Path | None) -> dict:
     folder = (run_path / unit["child_dir"]).resolve()
     if not folder.is_relative_to(run_path.resolve()):  # a line naming a folder outside the run: not read
         return {}
+    from ..child import read_card
+    from ..errors import ChildnetError
+
     try:
-        card = json.loads((folder / "child.json").read_text())
-    except (OSError, ValueError, RecursionError):
+        card = read_card(folder)
+    except ChildnetError:
         return {}
     extra = card.get("extra") if isinstance(card, dict) else None
     return extra if isinstance(extra, dict) else {}
