@@ -241,3 +241,12 @@ def test_bpr_mf_macs_count_its_products_and_the_parent_row_shows_the_ranking_met
     card = json.loads(next((tmp_path / "o" / "children").rglob("child.json")).read_text())
     parent = card["parent"]["metrics"]
     assert 0 <= parent["hr@10"] <= 1 and set(RANKING_METRICS) <= set(parent)
+
+
+def test_the_device_model_says_a_ranking_child_is_not_modelled_without_feeding_it_an_array(synth, recwarn):
+    from childnet.evaluate import DeviceConfig, evaluate_model
+
+    child = derive("bpr_mf", None, synth, {"epochs": 1, "dim": 4}, seed=0)
+    metrics = evaluate_model(child.model, synth, latency=False, device_model=DeviceConfig())
+    assert metrics["device_status"] == "not modelled: ranking inputs (user, history, candidates)"
+    assert not [w for w in recwarn if "indexing" in str(w.message)]  # it was fed zeros and indexed them with "user"

@@ -74,7 +74,7 @@ def _parent_costs(parent, task, ev: EvaluateConfig, device: str) -> None:
                                                       repeats=ev.repeats, device=device)
     model = device_config_from(ev)
     if model is not None:
-        parent.metrics.update(device_cost(parent.model, tuple(task.input_shape), model).metrics())
+        parent.metrics.update(device_cost(parent.model, tuple(task.input_shape), model, kind=task.kind).metrics())
 
 
 def _stage_inputs(payload: dict, task, parent, mcfg, ctx):

@@ -60,7 +60,7 @@ def evaluate_model(model: nn.Module, task: Task, *, split: str = "test", latency
         metrics["latency_ms_b64"] = measure_latency(model, take(task.x_test, slice(0, min(64, n))),
                                                     repeats=max(3, repeats // 4), device=device)
     if device_model is not None:
-        metrics.update(device_cost(model, tuple(task.input_shape), device_model).metrics())
+        metrics.update(device_cost(model, tuple(task.input_shape), device_model, kind=task.kind).metrics())
     return metrics
 
 
@@ -74,7 +74,8 @@ def evaluate(child, task: Task, **kwargs) -> dict[str, Any]:
     _check_fits(child, model, task)
     device_model = kwargs.pop("device_model", None)
     metrics = evaluate_model(model, task, **kwargs)
-    cost = None if device_model is None else device_cost(model, tuple(task.input_shape), device_model)
+    cost = None if device_model is None else device_cost(model, tuple(task.input_shape), device_model,
+                                                          kind=task.kind)
     if cost is not None:
         metrics.update(cost.metrics())
     if hasattr(child, "lineage"):

@@ -324,13 +324,18 @@ class DeviceCost:
         return asdict(self)
 
 
-def device_cost(model: nn.Module, input_shape: tuple, cfg: DeviceConfig | None = None) -> DeviceCost:
+def device_cost(model: nn.Module, input_shape: tuple, cfg: DeviceConfig | None = None, *,
+                kind: str = "classification") -> DeviceCost:
     """Run ``model`` (batch 1) on the simulated device: feasibility, latencies, energy, designs per layer.
 
+    ``kind``: the task's kind; a ranking task's inputs (user, history, candidates) are no array the device
+    model can feed, so such a model is reported as not modelled without running it.
     Never raises for a model it cannot cost: the result's status is then ``"not modelled: <type>"``.
     """
     cfg = cfg or DeviceConfig()
     conf = cfg.model_dump() | {"resistance_used_ohm": cfg.resistance(), "energy_per_cycle_j": cfg.energy_per_cycle()}
+    if kind == "ranking":
+        return DeviceCost("not modelled: ranking inputs (user, history, candidates)", False, config=conf)
     if not input_shape or not all(isinstance(s, int) and s > 0 for s in input_shape):
         return DeviceCost(f"not modelled: inputs of shape {tuple(input_shape)} (token ids)", False, config=conf)
     try:
