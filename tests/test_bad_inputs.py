@@ -57,6 +57,7 @@ def test_seeds_override_out_of_range_writes_nothing(tmp_path, run_cli):
 def test_unknown_or_missing_device(tmp_path, run_cli):
     exp, out = write(tmp_path, _exp()), tmp_path / "run"
     user_error(run_cli("run", exp, "--out", out, "--device", "foo"), "device: 'foo' is not a torch device")
+    user_error(run_cli("run", exp, "--out", out, "--device", "cpu:99"), "device: 'cpu:99' does not exist")
     if not torch.cuda.is_available():
         user_error(run_cli("run", exp, "--out", out, "--device", "cuda"), "no CUDA device")
     assert not out.exists()

@@ -148,6 +148,9 @@ def check_device(device: str | torch.device) -> str:
             raise ChildnetError(f"device: '{device}' asked for, but MPS is not available here; use --device cpu")
     elif dev.type != "cpu":
         raise ChildnetError(f"device: '{device}' is not supported (accepted: cpu, cuda, cuda:N, mps)")
+    elif dev.index not in (None, 0):  # torch accepts any index and ignores it: a typo would pass unseen
+        raise ChildnetError(f"device: '{device}' does not exist; torch has one CPU device, 'cpu' (all its cores; "
+                            "the number of threads is torch's, or set OMP_NUM_THREADS)")
     return str(device)
 
 
