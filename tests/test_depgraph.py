@@ -428,7 +428,7 @@ def test_importance_config_names_the_field_and_the_accepted_values():
 
     with pytest.raises(ValidationError, match="(?s)importance.*producers, group, bn_scale.*'l1'"):
         DepGraphConfig(importance="l1")
-    with pytest.raises(ValidationError, match="(?s)importance group .*scorer must be magnitude.*'fisher'"):
+    with pytest.raises(ValidationError, match="(?s)importance: group .*scorer must be magnitude.*'fisher'"):
         DepGraphConfig(importance="group", scorer="fisher")
     assert DepGraphConfig(importance="bn_scale").importance == "bn_scale"
 

@@ -169,4 +169,6 @@ def test_diversity_out_never_overwrites_other_files_and_says_when_it_replaces_an
     assert not first["replaced_earlier"] and again["replaced_earlier"]
     assert "replaced_earlier" not in json.loads((tmp_path / "div" / "diversity.json").read_text())
     (tmp_path / "div" / "diversity.json").unlink()  # an analysis interrupted before its summary: run again
-    assert diversity_for_run(run_dir, out=tmp_path / "div")["children"]
+    child = next((tmp_path / "div").rglob("diversity.json"))
+    child.unlink()  # ... even inside a child's folder, its figures written, its report not yet
+    assert diversity_for_run(run_dir, out=tmp_path / "div")["children"] and child.is_file()

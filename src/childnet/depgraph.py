@@ -240,8 +240,8 @@ def plan_groups(model: nn.Module, x, sparsity: float, *, scorer: str = "magnitud
 #: scores of the output-side rows of every Conv/Linear producing the channel, summed (with ``magnitude``:
 #: the L1 norm of its filters, Li et al. 2017). ``group``: Torch-Pruning's default group importance
 #: (``GroupMagnitudeImportance``: squared L2 norm of every member of the group — producers' rows,
-#: consumers' input columns, BatchNorm/LayerNorm scales — averaged over the members, divided by the
-#: group's mean). ``bn_scale``: Network Slimming (Liu et al. 2017, arXiv 1708.06519) through
+#: consumers' input columns, BatchNorm/LayerNorm scales — averaged over the members; called with
+#: ``normalizer=None``, since the global allocation divides by the group's mean itself). ``bn_scale``: Network Slimming (Liu et al. 2017, arXiv 1708.06519) through
 #: Torch-Pruning's ``BNScaleImportance``: ``|γ|`` of the group's BatchNorms; a group with no BatchNorm
 #: is kept at full width, with the reason on the report. ``group`` and ``bn_scale`` read weight
 #: magnitudes, so they take ``scorer: magnitude`` only.

@@ -232,8 +232,7 @@ def _cka_entry(matrix: torch.Tensor, labels: list[str], has_parent: bool) -> dic
 
 def diversity_report(source, task=None, *, layers: list[str] | None = None, out: str | Path | None = None,
                      parent: nn.Module | None = None, units: int = 4, actmax_layer: str | None = None,
-                     max_examples: int = 1000, steps: int = 256, seed: int = 0, device="cpu",
-                     _checked_out: bool = False) -> dict:
+                     max_examples: int = 1000, steps: int = 256, seed: int = 0, device="cpu") -> dict:
     """Disagreement, KL, per-layer CKA (parent included) and activation maximisation of one ensemble.
 
     Args:
@@ -252,7 +251,7 @@ def diversity_report(source, task=None, *, layers: list[str] | None = None, out:
         ChildnetError: not an ensemble, or a layer name that does not exist (the valid ones are listed).
     """
     t0 = time.perf_counter()
-    if out is not None and not _checked_out:
+    if out is not None:
         _check_out(Path(out), "out")
     child, task, parent = load_ensemble_child(source, task, parent)
     members = member_models(child)
@@ -299,15 +298,15 @@ def diversity_report(source, task=None, *, layers: list[str] | None = None, out:
 def _check_out(out: Path, flag: str = "--out") -> Path:
     """``out`` if it is new, empty or an earlier analysis (which is then replaced); never someone's other files.
 
-    An earlier analysis: a ``diversity.json`` at the top, or — a run interrupted before writing it — only
-    folders, holding the per-child reports (``diversity.json`` files or figures) and nothing else.
+    An earlier analysis: a ``diversity.json`` at the top, or — one interrupted before writing it — nothing but
+    what this module writes (``diversity.json`` files and ``.png`` figures) in it and its sub-folders.
     """
     if out.exists() and not out.is_dir():
         raise ChildnetError(f"{flag} {out} is a file; name a folder for the diversity report and its figures")
     if out.is_dir() and not (out / "diversity.json").is_file():
         entries = [p for p in out.iterdir() if not p.name.startswith(".")]
-        ours = all(p.is_dir() for p in entries) and all(
-            f.name == "diversity.json" or f.suffix == ".png" for e in entries for f in e.rglob("*") if f.is_file())
+        ours = all(f.name == "diversity.json" or f.suffix == ".png"
+                   for e in entries for f in ([e] if e.is_file() else e.rglob("*")) if f.is_file())
         if entries and not ours:
             shown = ", ".join(sorted(p.name for p in entries)[:5]) + (", …" if len(entries) > 5 else "")
             raise ChildnetError(f"{flag} {out} holds other files ({shown}) and no earlier diversity analysis "
@@ -378,7 +377,7 @@ def diversity_for_run(run_dir: str | Path, layers: list[str] | None = None, out:
 
             tasks[key] = load_task(card["task"])
         rep = diversity_report(folder, tasks[key], layers=layers, out=out / rel, actmax_layer=actmax_layer,
-                               units=units, _checked_out=True)  # out as a whole was checked above
+                               units=units)
         rep["method"], rep["seed"] = card.get("method"), card.get("seed")
         reports[str(rel)] = rep
         if progress is not None:

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from ...config import Config
-from ...depgraph import IMPORTANCES, depgraph_shrink, example_batch, layout, plan_groups
+from ...depgraph import IMPORTANCES, check_importance, depgraph_shrink, example_batch, layout, plan_groups
+from ...errors import ChildnetError
 from ...masks import Masks
 from ...registry import METHODS
 from ...scorers import ScorerName
@@ -75,10 +76,10 @@ class DepGraphConfig(Config):
 
     @model_validator(mode="after")
     def _importance_needs_magnitude(self):
-        if self.importance != "producers" and self.scorer != "magnitude":
-            raise ValueError(f"importance {self.importance} ranks channels by weight magnitudes (Torch-Pruning's "
-                             f"importance), so scorer must be magnitude (got {self.scorer!r}); use importance: "
-                             f"producers to rank by the {self.scorer} scorer")
+        try:
+            check_importance(self.importance, self.scorer)
+        except ChildnetError as err:
+            raise ValueError(str(err)) from None
         return self
 
     @field_validator("sparsity")
