@@ -74,15 +74,27 @@ def status(root: Path) -> list[str]:
     benchmarks/results/ comes from the experiment file as it is now (docs/results.md's freshness column)."""
     import results_doc
 
+    from childnet import runfolder
     from childnet.config import load_experiment
+    from childnet.errors import ChildnetError
     from childnet.runner import plan_units, read_results
 
     lines = []
     for path in reproductions():
-        planned = {u.key for u in plan_units(load_experiment(path))}
+        cfg = load_experiment(path)
+        planned = {u.key for u in plan_units(cfg)}
         folder = root / path.stem
         done = {r.get("unit") for r in read_results(folder) if r.get("status") == "ok"} if folder.is_dir() else set()
         state = results_doc.freshness(path.stem).replace("`", "").replace("**", "")
+        try:
+            held = runfolder.read_experiment(folder) if folder.is_dir() else None
+        except ChildnetError as err:
+            lines.append(f"{path.stem}: {err}; JSON: {state}")
+            continue
+        if held is not None and runfolder.experiment_identity(held) != runfolder.experiment_identity(cfg.model_dump()):
+            lines.append(f"{path.stem}: {folder} holds another experiment's results ({len(done)} units), which a "
+                         f"run of {path.name} refuses: 0/{len(planned)} units; JSON: {state}")
+            continue
         lines.append(f"{path.stem}: {len(done & planned)}/{len(planned)} units in {folder}; JSON: {state}")
     return lines
 

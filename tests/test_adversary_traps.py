@@ -189,6 +189,12 @@ def test_a_different_experiment_names_what_differs(tmp_path):
     with pytest.raises(ChildnetError, match=r"first difference: methods\[0\]\.options\.sparsity was 0.5, now 0.7|"
                                             r"first difference: methods\[0\].*sparsity.*0.5.*0.7"):
         _run(changed, out)
+    # epochs 0 written as 0.0: the identity tells an int from a float, so the sentence must name that too (it said
+    # "a different experiment" and named no difference at all)
+    sparse = {**TINY, "methods": [{"name": "oneshot", "sparsity": 0.5, "tune": {"epochs": 0.0}}]}
+    with pytest.raises(ChildnetError, match=r"first difference: methods\[0\]\.options\.tune\.epochs was 0, now 0\.0; "
+                                            r"an integer and a decimal count as different values"):
+        _run(sparse, out)
 
 
 def test_predict_refuses_a_damaged_standardisation_or_class_list(tmp_path):

@@ -325,6 +325,14 @@ def test_reproduce_status_counts_finished_units_and_names_each_json_state(tmp_pa
     assert "ssa-mnist: 1/80 units" in lines["ssa-mnist"]  # the failed unit is not finished
     assert "hkt-mnist-small: 0/25 units" in lines["hkt-mnist-small"] and "JSON: hkt-mnist-small: current" in lines[
         "hkt-mnist-small"]
+    # a folder of another experiment (an older grid, another task): a run would refuse it, so nothing in it counts
+    (tmp_path / "ssa-mnist" / "experiment.json").write_text(json.dumps({"name": "ssa-mnist", "task": {"name": "digits"}}))
+    assert reproduce.main(["--status", "--root", str(tmp_path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("ssa-mnist:"))
+    assert "holds another experiment's results (1 units), which a run of ssa-mnist.yaml refuses: 0/80 units" in line
+    (tmp_path / "ssa-mnist" / "experiment.json").write_text("{not json")
+    assert reproduce.main(["--status", "--root", str(tmp_path)]) == 0
+    assert "experiment.json" in next(x for x in capsys.readouterr().out.splitlines() if x.startswith("ssa-mnist:"))
 
 
 def test_search_tables_show_the_shared_weights_error_and_random_spread_when_recorded(tmp_path, monkeypatch):

@@ -142,3 +142,101 @@ def test_a_diverging_candidate_loses_and_only_all_diverging_fails_the_unit(digit
     with pytest.raises(TrainingDiverged):
         derive_selected("scratch", {"strategy": "grid", "params": {"train.lr": [1e30]}}, tiny_parent, digits_task,
                         cfg, Context(seed=0))
+
+
+def test_a_candidate_is_laid_onto_the_options_as_written():
+    """A selected value reaches what the config derives from it, as the same value written in the file would: an
+    inherit method's partial ``pretrain`` block takes ``train``'s other options, and a selected PAT ``preset``
+    brings its tuning run. (Laid onto the validated config, both were already fixed: pretrain.lr stayed the
+    written train.lr, and preset: paper changed nothing.)"""
+    from childnet.config import parse_experiment
+    from childnet.select import _apply
+
+    kd = {"name": "kd", "init": "pretrained", "pretrain": {"epochs": 1}, "select": {"lr": [1e-3, 0.05]}}
+    pat = {"name": "pat", "tune": {"epochs": 1}, "select": {"preset": ["default", "paper"]}}
+    cfg = parse_experiment(dict(TINY, methods=[kd, pat], baseline=None))
+    setting = cfg.settings()[0]
+    kd_spec, pat_spec = cfg.methods
+    written = parse_experiment(dict(TINY, methods=[dict(kd, train={"epochs": 1, "lr": 0.05}, select=None),
+                                                   dict(pat, preset="paper", select=None)], baseline=None))
+    picked = _apply(cfg.method_config(kd_spec, setting), {"train.lr": 0.05}, cfg.method_options(kd_spec, setting))
+    assert picked.pretrain.lr == picked.train.lr == 0.05
+    assert picked == written.method_config(written.methods[0], setting)
+    paper = _apply(cfg.method_config(pat_spec, setting), {"preset": "paper"}, cfg.method_options(pat_spec, setting))
+    assert paper == written.method_config(written.methods[1], setting)
+    assert paper.tune.nesterov and paper.tune.pct_start == 0.1 and paper.tune.epochs == 1
+
+
+@pytest.mark.slow
+def test_a_run_lays_candidates_onto_the_written_options_and_reports_every_pick(tmp_path):
+    """Through the real CLI: the picked kd child's pre-training used the picked learning rate, and the report names
+    a pick that is not a number (a string option) next to the numeric one."""
+    kd = {"name": "kd", "init": "pretrained", "pretrain": {"epochs": 1},
+          "select": {"lr": [1e-3, 0.05], "train.optimizer": ["adam"]}}
+    exp, out = write(tmp_path, dict(TINY, methods=["scratch", kd])), tmp_path / "run"
+    cli("run", exp, "--out", out, "--workers", "0", "--quiet", check=0)
+    row = next(r for r in ok_units(out) if r["label"] == "kd")
+    card = json.loads((out / row["child_dir"] / "child.json").read_text())
+    lr = card["extra"]["select"]["picked"]["train.lr"]
+    assert card["config"]["pretrain"]["lr"] == card["config"]["train"]["lr"] == lr
+    assert row["select_picked"] == {"train.lr": lr, "train.optimizer": "adam"}
+    assert f"picks of kd:** train.lr {lr:g} ×1; train.optimizer adam ×1" in (out / "report.md").read_text()
+
+
+CLASHES = [  # (select, sweep, what the one sentence names)
+    ({"structure": ["weights", "channels"], "include_head": [False, True]}, None,
+     'the candidate include_head true, structure "channels" is not a valid oneshot config'),  # (the file's order)
+    ({"include_head": [False, True]}, {"structure": ["weights", "channels"]},
+     'the candidate include_head true under the sweep setting structure "channels" is not a valid oneshot config'),
+]
+
+
+@pytest.mark.parametrize("select,sweep,needle", CLASHES)
+def test_validate_checks_every_combination_of_candidates_and_sweep_values(tmp_path, run_cli, select, sweep, needle):
+    """Each value alone is valid; two together are not. ``validate`` said ok, and the run failed after training
+    the first candidates with a pydantic traceback text."""
+    method = {"name": "oneshot", "sparsity": 0.5, "tune": {"epochs": 1}, "select": select}
+    raw = dict(TINY, methods=["scratch", method], baseline=None, **({"sweep": sweep} if sweep else {}))
+    user_error(run_cli("validate", write(tmp_path, raw)), "methods[1](oneshot).select: " + needle, "include_head: true")
+
+
+def test_an_optuna_range_follows_its_field_type(tmp_path, run_cli):
+    """Float bounds on an integer field are refused at validation (every unit failed with an int_from_float error);
+    integer bounds on a float field sample floats, not only the integers between them."""
+    optuna = pytest.importorskip("optuna")
+    from childnet.select import _optuna_suggest
+
+    bad = {"name": "pat", "tune": {"epochs": 1}, "select": {"strategy": "optuna", "trials": 2,
+                                                            "members": {"low": 2.0, "high": 4.0}}}
+    proc = run_cli("validate", write(tmp_path, dict(TINY, methods=["scratch", bad], baseline=None)))
+    user_error(proc, "select.members: members takes whole numbers: give low and high as integers")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    values = [_optuna_suggest(study.ask(), "temperature", {"low": 1, "high": 8}) for _ in range(8)]
+    assert any(v != int(v) for v in values)
+    whole = [_optuna_suggest(study.ask(), "members", {"low": 2, "high": 4}, whole=True) for _ in range(8)]
+    assert all(isinstance(v, int) and 2 <= v <= 4 for v in whole)
+
+
+def test_validate_checks_each_candidate_against_the_parent(tmp_path, run_cli):
+    """A candidate the parent refuses (a LoRA target that matches no layer) fails ``validate``, naming the candidate,
+    instead of failing the unit after the candidates before it have trained."""
+    pytest.importorskip("peft")
+    lora = {"name": "lora", "train": {"epochs": 1}, "select": {"target_modules": [None, ["nonexistent_layer"]]}}
+    proc = run_cli("validate", write(tmp_path, dict(TINY, methods=["scratch", lora], baseline=None)))
+    user_error(proc, 'methods[lora].select candidate target_modules ["nonexistent_layer"]: target_modules: '
+                     "'nonexistent_layer' matches no Linear")
+
+
+def test_a_refused_candidate_names_itself(digits_task, tiny_parent):
+    """Past validation (the Python API), a candidate that a method refuses ends the unit with a sentence naming it."""
+    pytest.importorskip("peft")
+    from childnet.errors import ChildnetError
+    from childnet.methods.base import Context
+    from childnet.registry import METHODS
+    from childnet.select import derive_selected
+
+    cfg = METHODS.get("lora").config(train={"epochs": 0.1})
+    grid = {"strategy": "grid", "params": {"target_modules": [None, ["nonexistent_layer"]]}}
+    with pytest.raises(ChildnetError, match=r'select lora: candidate 2 of 2 \(target_modules \["nonexistent_layer"\]\)'
+                                            r": target_modules: 'nonexistent_layer' matches no"):
+        derive_selected("lora", grid, tiny_parent, digits_task, cfg, Context(seed=0))

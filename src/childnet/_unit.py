@@ -117,8 +117,11 @@ def run_unit(payload: dict) -> dict:
         stage = _stage_inputs(payload, task, parent, mcfg, ctx)
         used = stage.parent if stage else parent  # a parent trained on another task (the root parent, or a
         check_parent_fits(name, used.task, task, used.model)  # stage's teacher: root): checked with its network
+        options = payload.get("method_options")
+        if stage and options is not None and stage.config is not mcfg:  # ``child: same``: the incoming architecture
+            options = {**options, "child": stage.config.model_dump(mode="json")["child"]}
         child = derive_selected(name, payload.get("select"), stage.parent if stage else parent, task,
-                                stage.config if stage else mcfg, ctx, metric=payload["metric"])
+                                stage.config if stage else mcfg, ctx, metric=payload["metric"], options=options)
         evaluate(child, task, device=payload["device"], latency=ev.latency, repeats=ev.repeats,
                  device_model=device_config_from(ev))
         if stage:
@@ -132,6 +135,8 @@ def run_unit(payload: dict) -> dict:
         record["task_data"] = data  # of the data this unit was scored on (the resume check)
         record.update(status="ok", error=None, metrics=child.lineage.metrics, history=child.lineage.history,
                       child_dir=str(child_dir.relative_to(payload["out"])), parent=parent.card())
+        if isinstance(child.lineage.extra.get("select"), dict):  # every picked value, numeric or not (the report)
+            record["select_picked"] = child.lineage.extra["select"].get("picked")
     except rf.DiskFullError as err:  # the main process stops the run when it records this
         record.update(status="failed", error=str(err), error_kind="disk_full")
     except ChildnetError as err:  # bad config or data for this unit: the user can fix it

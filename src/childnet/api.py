@@ -57,6 +57,8 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
     if options:
         base = cfg.model_dump(exclude_unset=True) if hasattr(cfg, "model_dump") else dict(cfg or {})
         cfg = merge_blocks(base, options)
+    # what a select candidate is laid onto: the options as given (a config object: the fields it was given)
+    written = dict(cfg) if isinstance(cfg, dict) else None
     cfg = method_config(method, cfg)
     _check_derive_inputs(method, parent, task)
     ctx = Context(seed=seed, device=device, progress=progress)
@@ -69,7 +71,8 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
                          f"{method}.select", problems)
     if problems:
         raise ConfigError(problems)
-    return derive_selected(method, block, parent, task, cfg, ctx, metric=metric)
+    return derive_selected(method, block, parent, task, cfg, ctx, metric=metric,
+                           options=written if written is not None else cfg.model_dump(exclude_unset=True))
 
 
 def _check_derive_inputs(method: str, parent, task) -> None:

@@ -190,13 +190,23 @@ class ExperimentConfig(Config):
                 task[k[5:]] = v
         return task
 
-    def method_config(self, spec: MethodSpec, setting: Setting):
-        """The validated config object of ``spec`` under ``setting``."""
+    def method_options(self, spec: MethodSpec, setting: Setting) -> dict:
+        """``spec``'s options as written (after ``defaults``) with ``setting``'s sweep values laid on, not yet
+        validated: what :meth:`method_config` validates, and what a ``select`` candidate is laid onto (so a
+        selected ``train.lr`` reaches whatever the config derives from it, as the same value written would)."""
         cls = METHODS.get(spec.name).config
         fields = set(cls.model_fields) if cls else set()
-        overrides = {k: v for k, v in setting.overrides.items() if _sets_method_field(k, fields)}
+        full = dict(spec.options)
+        for k, v in setting.overrides.items():
+            if _sets_method_field(k, fields):
+                full = _put(full, k, v)
+        return full
+
+    def method_config(self, spec: MethodSpec, setting: Setting):
+        """The validated config object of ``spec`` under ``setting``."""
         problems: list[str] = []
-        res = _with_overrides(spec.name, dict(spec.options), overrides, f"methods[{spec.label}]", problems)
+        res = validate_entry(METHODS, {"name": spec.name, **self.method_options(spec, setting)},
+                             f"methods[{spec.label}]", problems)
         if problems:
             raise ConfigError(problems, self.source)
         return res[1]
@@ -301,17 +311,18 @@ def _method_specs(raw_methods, defaults, sweep, problems, unswept: list[set[str]
         for k in sorted(k for k in swept if _has_path({x: v for x, v in raw.items() if x != "name"}, k)):
             problems.append(f"methods[{i}]({label}).{k}: set here and swept by sweep.{k}, which would override it; "
                             "drop one of the two")
-        n_sweep = max((len(v) for v in swept.values()), default=1)
-        for j in range(n_sweep):  # every swept value is checked, not only the first
+        settings = _combinations(swept)
+        for overrides in settings:  # every combination of swept values is checked: two can clash
             before = len(problems)
-            _with_overrides(name, opts, {k: vals[min(j, len(vals) - 1)] for k, vals in swept.items()},
-                            f"methods[{i}]({label})", problems)
+            _with_overrides(name, opts, overrides, f"methods[{i}]({label})", problems)
             if len(problems) > before and swept:
-                problems[before:] = [f"{p} [sweep value {j + 1}]" for p in problems[before:]]
+                at = ", ".join(f"{k}={v}" for k, v in overrides.items())
+                problems[before:] = [f"{p} [sweep setting {at}]" for p in problems[before:]]
                 break
         spec = {"name": name, "label": label, "options": opts}
         if select is not None:
-            spec["select"] = _check_select(select, name, opts, swept, f"methods[{i}]({label}).select", problems)
+            spec["select"] = _check_select(select, name, opts, swept, f"methods[{i}]({label}).select", problems,
+                                           settings)
         specs.append(spec)
     for k in (defaults or {}):
         if k not in used_defaults:
@@ -326,11 +337,19 @@ def _method_specs(raw_methods, defaults, sweep, problems, unswept: list[set[str]
     return specs
 
 
-def _check_select(select, name: str, opts: dict, swept: dict, where: str, problems: list[str]) -> dict | None:
-    """A method's ``select`` block (:mod:`childnet.select`), also refused where the sweep sets the same field."""
+def _combinations(swept: dict[str, list]) -> list[dict]:
+    """Every combination of a method's swept values (``[{}]`` without a sweep), as the settings will lay them on."""
+    keys = list(swept)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(swept[k] for k in keys))]
+
+
+def _check_select(select, name: str, opts: dict, swept: dict, where: str, problems: list[str],
+                  settings: list[dict] | None = None) -> dict | None:
+    """A method's ``select`` block (:mod:`childnet.select`), also refused where the sweep sets the same field;
+    every candidate is checked under each of the method's sweep ``settings``."""
     from .select import check_select
 
-    block = check_select(select, name, opts, where, problems)
+    block = check_select(select, name, opts, where, problems, settings)
     for key in (block or {}).get("params", {}):
         for path in key.split(","):
             for k in swept:

@@ -99,6 +99,19 @@ def _method_check(name: str):
     return METHODS.get(name).meta.get("check")
 
 
+def _candidates(cfg: ExperimentConfig, mspec, setting, mcfg, where: str):
+    """``(where, config)`` of the method as written and, with a ``select`` block, of each distinct candidate
+    (an Optuna range: its ends): a candidate whose value the parent refuses fails here, not after the others
+    have trained."""
+    yield where, mcfg
+    if mspec.select:
+        from .select import candidate_configs, values_text
+
+        options = cfg.method_options(mspec, setting)
+        for values, config in candidate_configs(mspec.select, mcfg, options):
+            yield f"{where}.select candidate {values_text(values)}", config
+
+
 def _kind_of(method: str, task) -> str:
     """The task kind ``method`` needs (the task's own when it needs none)."""
     from .registry import METHODS
@@ -168,12 +181,14 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
                 attempt(where, _space_net, mcfg, task, where)
             if mspec.label not in later or mspec.label in root_taught:
                 attempt(where, check_parent_fits, mspec.name, ptask, task, parent)
-            check = _method_check(mspec.name)
-            if check is not None and parent is not None:  # a method's own check against the parent (lora, tp)
-                attempt(where, check, parent, task, mcfg)
-            structure = getattr(mcfg, "structure", None)
-            if isinstance(structure, str) and structure != "weights" and parent is not None and mspec.label not in later:
-                attempt(where, _shrinkable, parent, structure, where)
+            for what, config in _candidates(cfg, mspec, setting, mcfg, where):
+                check = _method_check(mspec.name)
+                if check is not None and parent is not None:  # a method's own check against the parent (lora, tp)
+                    attempt(what, check, parent, task, config)
+                structure = getattr(config, "structure", None)
+                if isinstance(structure, str) and structure != "weights" and parent is not None \
+                        and mspec.label not in later:
+                    attempt(what, _shrinkable, parent, structure, what)
             checked.append(where)
     if problems:
         raise ChildnetError(problems[0] if len(problems) == 1 else

@@ -141,13 +141,18 @@ def _first_difference(old, new, path: str = "") -> str:
                 if found:
                     return found
             return None
-        return None if a == b else (at, a, b)
+        return None if a == b and type(a) is type(b) else (at, a, b)  # 2 and 2.0 give different identities
+
+    def short(value) -> str:
+        text = json.dumps(value, default=str)
+        return text if len(text) <= 80 else text[:79] + "…"
 
     found = walk(old, new, path)
     if not found:
         return ""
     at, a, b = found
-    return f" (first difference: {at} was {json.dumps(a, default=str)[:80]}, now {json.dumps(b, default=str)[:80]})"
+    hint = "; an integer and a decimal count as different values: write it as before" if a == b else ""
+    return f" (first difference: {at} was {short(a)}, now {short(b)}{hint})"
 
 
 def _check_experiment(out: Path, cfg: ExperimentConfig, log=print) -> None:
@@ -447,6 +452,7 @@ def _payload(cfg: ExperimentConfig, unit: Unit, out: Path, device: str, parent: 
             "task": cfg.task_for(setting), "parent_config": cfg.parent.model_dump(mode="json"),
             "method_config": method_configs[unit.setting, unit.label],
             "evaluate": cfg.evaluate.model_dump(mode="json"), "select": spec.select, "metric": cfg.metric,
+            "method_options": cfg.method_options(spec, setting) if spec.select else None,
             "stage": _stage_wiring(cfg, unit.label), "plugins": os.environ.get(PLUGINS_ENV, "")}
 
 

@@ -43,15 +43,16 @@ each numeric picked value as ``select_<field>``.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from typing import Any
 
 from ._base import _config_classes
-from .errors import ChildnetError, TrainingDiverged
+from .errors import ChildnetError, MissingDependencyError, TrainingDiverged
 from .registry import METHODS
 
-__all__ = ["MAX_CANDIDATES", "STRATEGIES", "SAMPLERS", "check_select", "candidate_count", "derive_selected",
-           "validation_score", "higher_is_better"]
+__all__ = ["MAX_CANDIDATES", "STRATEGIES", "SAMPLERS", "check_select", "candidate_count", "candidate_configs",
+           "derive_selected", "validation_score", "higher_is_better", "values_text"]
 
 STRATEGIES = ("grid", "optuna")
 #: Optuna samplers a ``select`` block may name (``sampler:``); tpe is Optuna's default.
@@ -183,8 +184,12 @@ def candidate_count(select: dict) -> int:
     return math.prod(len(v) for v in select["params"].values())
 
 
-def check_select(raw: Any, method: str, base: dict, where: str, problems: list[str]) -> dict | None:
+def check_select(raw: Any, method: str, base: dict, where: str, problems: list[str],
+                 sweeps: list[dict] | None = None) -> dict | None:
     """Validate a ``select`` block of method ``method`` (options ``base``); append one sentence per problem.
+
+    ``sweeps``: the sweep values each setting lays on ``base`` (``[{"sparsity": 0.9}, …]``); every candidate
+    must make a valid config under each of them.
 
     Returns the canonical block ``{strategy, trials?, sampler?, params: {"train.lr": [...], ...}}`` or None.
     """
@@ -255,12 +260,71 @@ def check_select(raw: Any, method: str, base: dict, where: str, problems: list[s
                 problems.extend(f"{where}.{key}: {msg}" + ("" if "(got " in msg else f" (got {value!r})")
                                 for _, msg in found)
                 break
+        if _is_range(values):
+            ints = [p for p in paths if _whole_numbers(cls, p)]
+            loose = [k for k in ("low", "high", "step") if isinstance(values.get(k), float)]
+            if ints and loose:
+                problems.append(f"{where}.{key}: {ints[0]} takes whole numbers: give {' and '.join(loose)} as "
+                                f"integers (got {values!r})")
+                continue
         canonical[",".join(paths)] = values
     out["params"] = canonical
     if len(problems) == n0 and strategy == "grid" and candidate_count(out) > MAX_CANDIDATES:
         problems.append(f"{where}: the grid has {candidate_count(out)} candidates, more than {MAX_CANDIDATES}; "
                         "use strategy: optuna with trials, or fewer values")
+    if len(problems) == n0:
+        problems.extend(_combination_problems(method, base, canonical, sweeps or [{}], where))
     return out if len(problems) == n0 else None
+
+
+def _whole_numbers(cls, path: str) -> bool:
+    """Whether the field at ``path`` of config class ``cls`` takes integers and no floats (``epochs``, ``members``):
+    an Optuna range over it samples integers; over any other number field it samples floats."""
+    from ._base import _strip
+
+    info = None
+    for name in path.split("."):
+        info = cls.model_fields[name]
+        nested = _config_classes(info.annotation)
+        cls = nested[0] if nested else None
+    allowed = _strip(info.annotation)
+    return int in allowed and float not in allowed
+
+
+#: Most (sweep setting × candidate) configs ``validate`` builds to check a select block's combinations.
+MAX_COMBINATION_CHECKS = 4096
+
+
+def _combination_problems(method: str, base: dict, params: dict, sweeps: list[dict], where: str) -> list[str]:
+    """Every combination of the candidates' values (a range: its ends) under every sweep setting must make a valid
+    config: each value alone can be valid while two together are refused (``include_head: true`` needs
+    ``structure: weights``). One sentence for the first combination that fails, naming it."""
+    from ._base import entry_problems
+    from .config import _put
+
+    axes = {k: v if isinstance(v, list) else [v["low"], v["high"]] for k, v in params.items()}
+    settings: dict[int, dict | None] = {}
+    for n, (i, assignment) in enumerate(itertools.product(range(len(sweeps)), _grid(axes))):
+        if n >= MAX_COMBINATION_CHECKS:
+            break
+        overrides = sweeps[i]
+        if i not in settings:  # a setting that fails without any candidate is reported by the sweep's own check
+            laid = base
+            for k, v in overrides.items():
+                laid = _put(laid, k, v)
+            settings[i] = None if entry_problems(METHODS, {"name": method, **laid})[1] else laid
+        opts = settings[i]
+        if opts is None:
+            continue
+        for key, value in assignment.items():
+            for path in key.split(","):
+                opts = _set_path(opts, path, value)
+        _, found = entry_problems(METHODS, {"name": method, **opts})
+        if found:
+            swept = f" under the sweep setting {values_text(overrides)}" if overrides else ""
+            return [f"{where}: the candidate {values_text(assignment)}{swept} is not a valid {method} config: "
+                    + "; ".join(f"{path}: {msg}" if path else msg for path, msg in found)]
+    return []
 
 
 # ------------------------------------------------------------------ selection inside a unit
@@ -288,13 +352,24 @@ def validation_score(child, task, metric: str, *, device: str = "cpu") -> float:
     return float(metrics[metric])
 
 
-def _apply(cfg, assignment: dict[str, Any]):
-    """The method config ``cfg`` with ``{"train.lr,blo.lr": value, ...}`` set (validated again)."""
-    options = cfg.model_dump()
+def _apply(cfg, assignment: dict[str, Any], options: dict | None = None):
+    """The method config ``cfg`` with ``{"train.lr,blo.lr": value, ...}`` set (validated again).
+
+    ``options`` are the method's options as written, which ``cfg`` was validated from; the candidate is laid
+    onto them, so what a config derives from a field (an inherit method's partial ``pretrain`` block takes
+    ``train``'s other options) follows the candidate as it would follow the same value written in the file.
+    Without them the candidate is laid onto ``cfg``'s full dump, where a derived value is already fixed.
+    """
+    options = cfg.model_dump() if options is None else options
     for key, value in assignment.items():
         for path in key.split(","):
             options = _set_path(options, path, value)
-    return type(cfg)(**options)
+    return type(cfg).model_validate(options)
+
+
+def values_text(assignment: dict[str, Any]) -> str:
+    """``{"train.lr": 0.001, "init": "scratch"}`` → ``train.lr 0.001, init "scratch"`` (a candidate in a sentence)."""
+    return ", ".join(f"{k} {json.dumps(v, default=str)}" for k, v in assignment.items())
 
 
 def _grid(params: dict) -> list[dict]:
@@ -302,14 +377,31 @@ def _grid(params: dict) -> list[dict]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(params[k] for k in keys))]
 
 
-def _optuna_suggest(trial, key: str, space: Any) -> Any:
+def candidate_configs(select: dict, cfg, options: dict | None = None, limit: int = MAX_CANDIDATES):
+    """``(values, config)`` of each candidate a block can train (an Optuna range: its two ends), at most ``limit``
+    distinct configs: what ``childnet validate`` checks against the parent before any candidate trains."""
+    axes = {k: v if isinstance(v, list) else [v["low"], v["high"]] for k, v in select["params"].items()}
+    seen: set[str] = set()
+    for assignment in _grid(axes):
+        config = _apply(cfg, assignment, options)
+        key = json.dumps(config.model_dump(mode="json"), sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            yield assignment, config
+            if len(seen) >= limit:
+                return
+
+
+def _optuna_suggest(trial, key: str, space: Any, whole: bool = False) -> Any:
+    """One trial's value of ``key``: a list is categorical; a range samples integers where the field takes whole
+    numbers only (``whole``), else floats (``temperature: {low: 1, high: 8}`` is not only 1 … 8)."""
     if isinstance(space, list):
         plain = all(v is None or isinstance(v, (bool, int, float, str)) for v in space)
         return trial.suggest_categorical(key, space) if plain else space[trial.suggest_categorical(
             key, list(range(len(space))))]
     lo, hi = space["low"], space["high"]
-    if all(isinstance(v, int) for v in (lo, hi)) and not isinstance(space.get("step"), float):
-        return trial.suggest_int(key, lo, hi, step=space.get("step") or 1, log=bool(space.get("log")))
+    if whole:  # (check_select refused float bounds on such a field)
+        return trial.suggest_int(key, int(lo), int(hi), step=int(space.get("step") or 1), log=bool(space.get("log")))
     return trial.suggest_float(key, float(lo), float(hi), log=bool(space.get("log")), step=space.get("step"))
 
 
@@ -320,9 +412,13 @@ def _sampler(name: str, seed: int):
             "qmc": optuna.samplers.QMCSampler}[name](seed=seed)
 
 
-def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *, metric: str = "accuracy"):
+def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *, metric: str = "accuracy",
+                    options: dict | None = None):
     """Derive one child of ``method``: directly without ``select``; else train every candidate with the
-    unit's seed and return the one with the best validation ``metric`` (its lineage lists them all)."""
+    unit's seed and return the one with the best validation ``metric`` (its lineage lists them all).
+
+    ``options``: the options as written that ``cfg`` was validated from (see :func:`_apply`).
+    """
     fn = METHODS.get(method).fn
     if not select:
         return fn(parent, task, cfg, ctx)
@@ -333,12 +429,17 @@ def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *,
     def train(assignment: dict) -> float:
         nonlocal best, best_score, diverged
         try:
-            child = fn(parent, task, _apply(cfg, assignment), ctx)
+            child = fn(parent, task, _apply(cfg, assignment, options), ctx)
         except TrainingDiverged as err:  # e.g. a learning rate too high: that candidate loses, the unit goes on
             diverged = err
             tried.append({"values": assignment, "val": None, "error": f"diverged: {err}"})
             ctx.log(f"select {method}: candidate {len(tried)} {assignment} diverged")
             return math.nan
+        except MissingDependencyError:
+            raise
+        except ChildnetError as err:  # any other refusal ends the unit: say which candidate met it
+            raise ChildnetError(f"select {method}: candidate {len(tried) + 1} of {candidate_count(select)} "
+                            f"({values_text(assignment)}): {err}") from None
         score = validation_score(child, task, metric, device=ctx.device)
         samples = [r.get("samples") for r in child.lineage.history if isinstance(r, dict)]
         tried.append({"values": assignment, "val": score,
@@ -357,7 +458,8 @@ def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *,
                                     sampler=_sampler(select.get("sampler", "tpe"), ctx.seed))
         for _ in range(select["trials"]):
             trial = study.ask()
-            values = {k: _optuna_suggest(trial, k, space) for k, space in select["params"].items()}
+            values = {k: _optuna_suggest(trial, k, space, all(_whole_numbers(type(cfg), p) for p in k.split(",")))
+                      for k, space in select["params"].items()}
             score = train(values)
             study.tell(trial, score if math.isfinite(score) else None,
                        state=None if math.isfinite(score) else optuna.trial.TrialState.FAIL)

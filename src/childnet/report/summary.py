@@ -6,6 +6,7 @@ plots, the CLI and the benchmarks only read the returned dictionaries.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -54,15 +55,23 @@ def _metric_means(units: list[dict]) -> dict[str, float]:
 
 
 def _picks(units: list[dict]) -> dict[str, list]:
-    """Per ``select`` field, the value each unit picked on validation (``select_<field>`` metrics; units in seed order).
+    """Per ``select`` field, the value each unit picked on validation (units in seed order).
 
     Means of picks hide what was chosen (a mean lr of 1.6e-4 is no candidate), so the report keeps them per seed.
-    Only numeric picks are recorded as metrics (:mod:`childnet.select`); a string, boolean or whole-block pick is
-    on the child's card (``extra.select.picked``) only.
+    A unit's record holds every pick (``select_picked``); a record written before it did holds the numeric picks
+    only, as ``select_<field>`` metrics. A block or list value is kept as its JSON text.
     """
-    fields = sorted({key[len("select_"):] for u in units for key in (u.get("metrics") or {})
-                     if key.startswith("select_") and key != "select_candidates" and not key.startswith("select_val_")})
-    return {field: [(u.get("metrics") or {}).get(f"select_{field}") for u in units] for field in fields}
+    def picked(unit: dict) -> dict:
+        found = unit.get("select_picked")
+        if isinstance(found, dict):
+            return {k: v if v is None or isinstance(v, (bool, int, float, str)) else json.dumps(v, sort_keys=True)
+                    for k, v in found.items()}
+        return {key[len("select_"):]: v for key, v in (unit.get("metrics") or {}).items()
+                if key.startswith("select_") and key != "select_candidates" and not key.startswith("select_val_")}
+
+    per_unit = [picked(u) for u in units]
+    fields = sorted({field for p in per_unit for field in p})
+    return {field: [p.get(field) for p in per_unit] for field in fields}
 
 
 def format_picks(picks: dict[str, list]) -> str:
@@ -72,8 +81,11 @@ def format_picks(picks: dict[str, list]) -> str:
         counts: dict = {}
         for value in values:
             counts[value] = counts.get(value, 0) + 1
-        order = sorted(counts, key=lambda v: (not isinstance(v, (int, float)), v if isinstance(v, (int, float)) else 0))
-        parts.append(f"{field} " + ", ".join(f"{v:g} ×{counts[v]}" if isinstance(v, (int, float)) else f"{v} ×{counts[v]}"
+        def number(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        order = sorted(counts, key=lambda v: (not number(v), v if number(v) else str(v)))
+        parts.append(f"{field} " + ", ".join(f"{v:g} ×{counts[v]}" if number(v) else f"{v} ×{counts[v]}"
                                              for v in order))
     return "; ".join(parts)
 
