@@ -92,6 +92,7 @@ BAD = [
                                                         "pip install 'childnet[optuna]'"]),
     ({"lr": [0.1], "params": {"lr": [0.2]}}, ["'lr' is given both beside params and inside params"]),
     ({"lr": [0.1], "train.lr": [0.2]}, ["selects over train.lr, which 'lr' already selects over"]),
+    ({"lr": ["0.001", 1.0e-3]}, ['the candidates train.lr "0.001" and train.lr 0.001 make the same scratch config']),
 ]
 
 
@@ -113,6 +114,7 @@ BAD_RANGES = [
     ({"low": 1e-4, "high": 1e-2, "step": 0.0}, "step must be a number > 0 (got 0.0)"),
     ({"low": 1e-4, "high": 1e-2, "step": "abc"}, "step must be a number > 0 (got 'abc')"),
     ({"low": 1e-4, "high": 1e-2, "log": "no"}, "log must be true or false (got 'no')"),
+    ({"low": 0.01, "high": 0.01}, "a range needs numbers low < high (a fixed value is a one-value list)"),
 ]
 
 
@@ -124,6 +126,32 @@ def test_bad_optuna_ranges_are_refused_by_validate(tmp_path, run_cli):
     user_error(proc, f"({len(BAD_RANGES)} problems)")
     for i, (_, needle) in enumerate(BAD_RANGES):
         assert needle in " ".join(ln for ln in proc.stderr.splitlines() if f"methods[{i}](m{i}).select" in ln), i
+
+
+def test_optuna_trials_beyond_the_distinct_candidates_are_refused(tmp_path, run_cli):
+    """Optuna over lists only: 6 trials over 2 values retrained the same candidates (4, 2, 4, 4, 2, 2)."""
+    pytest.importorskip("optuna")
+    m = {"name": "scratch", "select": {"strategy": "optuna", "trials": 6, "lr": [0.01, 0.02]}}
+    user_error(run_cli("validate", write(tmp_path, dict(TINY, methods=[m], baseline=None))),
+               "select.trials: 6 trials over 2 distinct candidates would train some twice; use strategy: grid")
+
+
+def test_show_lists_the_candidates_and_marks_the_pick(tmp_path, run_cli, tiny_parent, digits_task):
+    """``childnet show`` printed only "extra: select"; the candidates and their scores were in child.json alone."""
+    from childnet import derive
+
+    derive("scratch", tiny_parent, digits_task, {"child": {"name": "mlp", "hidden": [4]}, "train": {"epochs": 0.1}}
+           ).save(tmp_path / "c")
+    card = json.loads((tmp_path / "c" / "child.json").read_text())
+    card["extra"]["select"] = {
+        "strategy": "grid", "metric": "accuracy", "pick": 1,
+        "candidates": [{"values": {"train.lr": 0.002}, "val": 0.5}, {"values": {"train.lr": 0.05}, "val": 0.75},
+                       {"values": {"train.lr": 9.0}, "val": None, "error": "diverged: loss is nan"}, "damaged"]}
+    (tmp_path / "c" / "child.json").write_text(json.dumps(card))
+    proc = run_cli("show", tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr
+    assert "4 candidates, picked by validation accuracy (grid)" in proc.stdout
+    assert '→ {"train.lr": 0.05}: 0.7500' in proc.stdout and '{"train.lr": 9.0}: diverged: loss is nan' in proc.stdout
 
 
 def test_a_diverging_candidate_loses_and_only_all_diverging_fails_the_unit(digits_task, tiny_parent):

@@ -203,10 +203,33 @@ def show(child_dir: Path = typer.Argument(..., help="a child folder (child.json 
     if isinstance(extra.get("standardize"), dict):
         row("standardize", f"per {extra['standardize'].get('per')}, fitted on the training split "
                       "(applied by childnet.predict)")
+    if _select_text(extra.get("select")):
+        row("select", _select_text(extra["select"]))
     if extra:
         row("extra", ", ".join(sorted(extra)))
     out_console.print(table)
     _print_family_tree(card)
+
+
+def _select_text(sel) -> str:
+    """A card's ``extra.select`` as lines: each candidate's values and validation score, the pick marked."""
+    if not isinstance(sel, dict) or not isinstance(sel.get("candidates"), list):
+        return ""
+    lines = [f"{len(sel['candidates'])} candidates, picked by validation {sel.get('metric')} ({sel.get('strategy')})"]
+    for i, cand in enumerate(sel["candidates"][:MAX_SHOWN_CANDIDATES]):
+        cand = cand if isinstance(cand, dict) else {}
+        values = cand.get("values")
+        score = cand.get("val")
+        text = (f"{score:.4f}" if isinstance(score, (int, float)) and not isinstance(score, bool)
+                else str(cand.get("error") or "no score"))
+        lines.append(f"{'→' if i == sel.get('pick') else ' '} {json.dumps(values, default=str)}: {text}")
+    if len(sel["candidates"]) > MAX_SHOWN_CANDIDATES:
+        lines.append(f"  … {len(sel['candidates']) - MAX_SHOWN_CANDIDATES} more in child.json")
+    return "\n".join(lines)
+
+
+#: Candidates ``childnet show`` lists of a selected child (all of them are on its card).
+MAX_SHOWN_CANDIDATES = 32
 
 
 def _plain_text(value) -> str:

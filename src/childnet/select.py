@@ -160,8 +160,8 @@ def _value_problem(values: Any, strategy: str) -> str | None:
             return "a range {low, high} needs strategy: optuna (a grid takes a list of values)"
         lo, hi = values["low"], values["high"]
         numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (lo, hi))
-        if not numbers or lo > hi:
-            return "a range needs numbers low <= high"
+        if not numbers or lo >= hi:
+            return "a range needs numbers low < high (a fixed value is a one-value list)"
         log, step = values.get("log", False), values.get("step")
         if not isinstance(log, bool):
             return f"log must be true or false (got {log!r})"
@@ -269,6 +269,10 @@ def check_select(raw: Any, method: str, base: dict, where: str, problems: list[s
                 continue
         canonical[",".join(paths)] = values
     out["params"] = canonical
+    lists = math.prod(len(v) for v in canonical.values()) if all(isinstance(v, list) for v in canonical.values()) else 0
+    if len(problems) == n0 and strategy == "optuna" and isinstance(out.get("trials"), int) and 0 < lists < out["trials"]:
+        problems.append(f"{where}.trials: {out['trials']} trials over {lists} distinct candidates would train some "
+                        f"twice; use strategy: grid (it trains each once) or trials <= {lists}")
     if len(problems) == n0 and strategy == "grid" and candidate_count(out) > MAX_CANDIDATES:
         problems.append(f"{where}: the grid has {candidate_count(out)} candidates, more than {MAX_CANDIDATES}; "
                         "use strategy: optuna with trials, or fewer values")
@@ -298,11 +302,14 @@ MAX_COMBINATION_CHECKS = 4096
 def _combination_problems(method: str, base: dict, params: dict, sweeps: list[dict], where: str) -> list[str]:
     """Every combination of the candidates' values (a range: its ends) under every sweep setting must make a valid
     config: each value alone can be valid while two together are refused (``include_head: true`` needs
-    ``structure: weights``). One sentence for the first combination that fails, naming it."""
+    ``structure: weights``). Two grid candidates must not make the same config (``'0.001'`` and ``1.0e-3``).
+    One sentence for the first combination that fails, naming it."""
     from ._base import entry_problems
     from .config import _put
 
     axes = {k: v if isinstance(v, list) else [v["low"], v["high"]] for k, v in params.items()}
+    grid = all(isinstance(v, list) for v in params.values())  # (a range's two ends are not two candidates)
+    seen: dict[int, dict[str, dict]] = {}
     settings: dict[int, dict | None] = {}
     for n, (i, assignment) in enumerate(itertools.product(range(len(sweeps)), _grid(axes))):
         if n >= MAX_COMBINATION_CHECKS:
@@ -319,11 +326,16 @@ def _combination_problems(method: str, base: dict, params: dict, sweeps: list[di
         for key, value in assignment.items():
             for path in key.split(","):
                 opts = _set_path(opts, path, value)
-        _, found = entry_problems(METHODS, {"name": method, **opts})
+        built, found = entry_problems(METHODS, {"name": method, **opts})
+        swept = f" under the sweep setting {values_text(overrides)}" if overrides else ""
         if found:
-            swept = f" under the sweep setting {values_text(overrides)}" if overrides else ""
             return [f"{where}: the candidate {values_text(assignment)}{swept} is not a valid {method} config: "
                     + "; ".join(f"{path}: {msg}" if path else msg for path, msg in found)]
+        same = json.dumps(built[1].model_dump(mode="json"), sort_keys=True, default=str)
+        if grid and same in seen.setdefault(i, {}):  # '0.001' and 1.0e-3, or a field tied to itself
+            return [f"{where}: the candidates {values_text(seen[i][same])} and {values_text(assignment)}{swept} "
+                    f"make the same {method} config, which would be trained twice; give each value once"]
+        seen[i][same] = assignment
     return []
 
 
