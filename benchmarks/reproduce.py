@@ -92,8 +92,9 @@ def status(root: Path) -> list[str]:
             lines.append(f"{path.stem}: {err}; JSON: {state}")
             continue
         if held is not None and runfolder.experiment_identity(held) != runfolder.experiment_identity(cfg.model_dump()):
-            lines.append(f"{path.stem}: {folder} holds another experiment's results ({len(done)} units), which a "
-                         f"run of {path.name} refuses: 0/{len(planned)} units; JSON: {state}")
+            what = (f"holds another experiment's results ({len(done)} units), which a run of {path.name} refuses"
+                    if read_results(folder) else "holds another experiment's file and no result (a run replaces it)")
+            lines.append(f"{path.stem}: {folder} {what}: 0/{len(planned)} units; JSON: {state}")
             continue
         lines.append(f"{path.stem}: {len(done & planned)}/{len(planned)} units in {folder}; JSON: {state}")
     return lines

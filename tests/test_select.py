@@ -118,6 +118,39 @@ BAD_RANGES = [
 ]
 
 
+def test_a_range_over_a_switch_is_refused(tmp_path, run_cli):
+    """``include_head: {low: 0, high: 1}`` passed pydantic as booleans, then a float sample failed at run time."""
+    pytest.importorskip("optuna")
+    m = {"name": "oneshot", "select": {"strategy": "optuna", "trials": 2, "include_head": {"low": 0, "high": 1}}}
+    user_error(run_cli("validate", write(tmp_path, dict(TINY, methods=[m], baseline=None))),
+               "select.include_head: a range {low, high} samples numbers, and include_head is not a number field")
+
+
+def test_a_candidate_that_makes_no_valid_config_names_itself():
+    """Past validate's combination checks, an invalid combination is a sentence naming the candidate, not a pydantic
+    traceback recorded as an internal error."""
+    from childnet.errors import ChildnetError
+    from childnet.registry import METHODS
+    from childnet.select import _apply
+
+    cfg = METHODS.get("oneshot").config(structure="channels")
+    with pytest.raises(ChildnetError, match="the candidate include_head true is not a valid config: include_head"):
+        _apply(cfg, {"include_head": True}, {"structure": "channels"})
+
+
+def test_the_api_lays_a_candidate_onto_a_block_given_as_a_config_object(tiny_parent, digits_task):
+    """``derive(..., {"train": TrainConfig(epochs=0.1, batch_size=16)}, select=...)``: the block's given fields
+    stay (they were dropped, and the candidates trained with the default 10 epochs and batch 64)."""
+    from childnet import derive
+    from childnet.train import TrainConfig
+
+    child = derive("scratch", tiny_parent, digits_task, {"child": {"name": "mlp", "hidden": [4]},
+                                                         "train": TrainConfig(epochs=0.1, batch_size=16)},
+                   select={"lr": [1e-3, 1e-2]})
+    assert child.lineage.config["train"]["epochs"] == 0.1 and child.lineage.config["train"]["batch_size"] == 16
+    assert child.lineage.config["train"]["lr"] == child.lineage.extra["select"]["picked"]["train.lr"]
+
+
 def test_bad_optuna_ranges_are_refused_by_validate(tmp_path, run_cli):
     pytest.importorskip("optuna")
     methods = [{"name": "scratch", "label": f"m{i}", "select": {"strategy": "optuna", "trials": 2, "lr": rng}}

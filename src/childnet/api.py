@@ -42,7 +42,9 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
         select: choose hyper-parameters on validation, as an experiment's ``select:`` block
             (``{"lr": [1e-3, 3e-3]}``, or ``{"strategy": "optuna", "trials": 8, ...}``): every candidate is
             trained with ``seed`` and the one with the best validation ``metric`` is returned; its lineage
-            (``extra["select"]``) lists every candidate's score.
+            (``extra["select"]``) lists every candidate's score. A candidate is laid onto the options as
+            given; give them as a dict (not a config object) when a field derives from another (an inherit
+            method's partial ``pretrain`` block, PAT's ``preset``), since a config object has fixed those.
         metric: the validation metric ``select`` ranks by (``accuracy``, ``nll``, ``hr@10``, …).
     """
     import numbers
@@ -58,7 +60,7 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
         base = cfg.model_dump(exclude_unset=True) if hasattr(cfg, "model_dump") else dict(cfg or {})
         cfg = merge_blocks(base, options)
     # what a select candidate is laid onto: the options as given (a config object: the fields it was given)
-    written = dict(cfg) if isinstance(cfg, dict) else None
+    written = _as_given(cfg) if isinstance(cfg, dict) else None
     cfg = method_config(method, cfg)
     _check_derive_inputs(method, parent, task)
     ctx = Context(seed=seed, device=device, progress=progress)
@@ -67,12 +69,22 @@ def derive(method: str, parent, task, cfg=None, *, seed: int = 0, device: str = 
     from .select import check_select, derive_selected
 
     problems: list[str] = []
-    block = check_select(select, method, cfg.model_dump(exclude_unset=True) if cfg is not None else {},
-                         f"{method}.select", problems)
+    if written is None:
+        written = cfg.model_dump(exclude_unset=True) if cfg is not None else {}
+    block = check_select(select, method, written, f"{method}.select", problems)
     if problems:
         raise ConfigError(problems)
-    return derive_selected(method, block, parent, task, cfg, ctx, metric=metric,
-                           options=written if written is not None else cfg.model_dump(exclude_unset=True))
+    return derive_selected(method, block, parent, task, cfg, ctx, metric=metric, options=written)
+
+
+def _as_given(options):
+    """Options with every config object inside replaced by the fields it was given (``train=TrainConfig(epochs=1)``
+    → ``{"epochs": 1}``): a ``select`` candidate is laid onto them as onto an experiment's options."""
+    if hasattr(options, "model_dump"):
+        return options.model_dump(exclude_unset=True)
+    if isinstance(options, dict):
+        return {k: _as_given(v) for k, v in options.items()}
+    return options
 
 
 def _check_derive_inputs(method: str, parent, task) -> None:

@@ -99,17 +99,22 @@ def _method_check(name: str):
     return METHODS.get(name).meta.get("check")
 
 
-def _candidates(cfg: ExperimentConfig, mspec, setting, mcfg, where: str):
+def _candidates(cfg: ExperimentConfig, mspec, setting, mcfg, where: str) -> list[tuple[str, object]]:
     """``(where, config)`` of the method as written and, with a ``select`` block, of each distinct candidate
     (an Optuna range: its ends): a candidate whose value the parent refuses fails here, not after the others
-    have trained."""
-    yield where, mcfg
+    have trained. Per candidate the search space is built and the method's own and structure checks run; model
+    specs (``child``) are built for the config as written only, since ``select`` cannot pick them."""
+    out = [(where, mcfg)]
     if mspec.select:
         from .select import candidate_configs, values_text
 
         options = cfg.method_options(mspec, setting)
-        for values, config in candidate_configs(mspec.select, mcfg, options):
-            yield f"{where}.select candidate {values_text(values)}", config
+        try:
+            out += [(f"{where}.select candidate {values_text(values)}", config)
+                    for values, config in candidate_configs(mspec.select, mcfg, options)]
+        except ChildnetError as err:  # a candidate that makes no valid config (past validate's combination checks)
+            raise ChildnetError(f"{where}.select: {err}") from None
+    return out
 
 
 def _kind_of(method: str, task) -> str:
@@ -177,11 +182,11 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
                 continue
             for field, model_spec in _model_specs(mcfg):
                 attempt(f"{where}.{field}", _child_net, model_spec, task, f"{where}.{field} {model_spec.get('name')}")
-            if hasattr(mcfg, "space"):
-                attempt(where, _space_net, mcfg, task, where)
             if mspec.label not in later or mspec.label in root_taught:
                 attempt(where, check_parent_fits, mspec.name, ptask, task, parent)
-            for what, config in _candidates(cfg, mspec, setting, mcfg, where):
+            for what, config in attempt(where, _candidates, cfg, mspec, setting, mcfg, where) or []:
+                if hasattr(config, "space"):
+                    attempt(what, _space_net, config, task, what)
                 check = _method_check(mspec.name)
                 if check is not None and parent is not None:  # a method's own check against the parent (lora, tp)
                     attempt(what, check, parent, task, config)

@@ -151,7 +151,8 @@ def _first_difference(old, new, path: str = "") -> str:
     if not found:
         return ""
     at, a, b = found
-    hint = "; an integer and a decimal count as different values: write it as before" if a == b else ""
+    numbers = not isinstance(a, bool) and not isinstance(b, bool)
+    hint = "; an integer and a decimal count as different values: write it as before" if a == b and numbers else ""
     return f" (first difference: {at} was {short(a)}, now {short(b)}{hint})"
 
 

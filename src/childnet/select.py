@@ -47,6 +47,8 @@ import json
 import math
 from typing import Any
 
+from pydantic import BaseModel
+
 from ._base import _config_classes
 from .errors import ChildnetError, MissingDependencyError, TrainingDiverged
 from .registry import METHODS
@@ -132,6 +134,8 @@ def _set_path(options: dict, path: str, value: Any) -> dict:
     head, _, rest = path.partition(".")
     if rest:
         inner = out.get(head)
+        if isinstance(inner, BaseModel):  # a block given as a config object (the Python API): the fields it was given
+            inner = inner.model_dump(exclude_unset=True)
         out[head] = _set_path(inner if isinstance(inner, dict) else {}, rest, value)
     elif isinstance(value, dict) and isinstance(out.get(head), dict):
         out[head] = {**out[head], **value}  # a partial block changes only the options it names
@@ -261,6 +265,11 @@ def check_select(raw: Any, method: str, base: dict, where: str, problems: list[s
                                 for _, msg in found)
                 break
         if _is_range(values):
+            if any(not _numeric(cls, p) for p in paths):
+                problems.append(f"{where}.{key}: a range {{low, high}} samples numbers, and "
+                                f"{next(p for p in paths if not _numeric(cls, p))} is not a number field; give a "
+                                f"list of values (got {values!r})")
+                continue
             ints = [p for p in paths if _whole_numbers(cls, p)]
             loose = [k for k in ("low", "high", "step") if isinstance(values.get(k), float)]
             if ints and loose:
@@ -281,9 +290,8 @@ def check_select(raw: Any, method: str, base: dict, where: str, problems: list[s
     return out if len(problems) == n0 else None
 
 
-def _whole_numbers(cls, path: str) -> bool:
-    """Whether the field at ``path`` of config class ``cls`` takes integers and no floats (``epochs``, ``members``):
-    an Optuna range over it samples integers; over any other number field it samples floats."""
+def _allowed(cls, path: str) -> list:
+    """The plain types the field at dotted ``path`` of config class ``cls`` accepts."""
     from ._base import _strip
 
     info = None
@@ -291,12 +299,26 @@ def _whole_numbers(cls, path: str) -> bool:
         info = cls.model_fields[name]
         nested = _config_classes(info.annotation)
         cls = nested[0] if nested else None
-    allowed = _strip(info.annotation)
+    return _strip(info.annotation)
+
+
+def _numeric(cls, path: str) -> bool:
+    """Whether an Optuna range fits the field: it takes numbers and is no switch (``include_head: {low: 0, high:
+    1}`` passed pydantic as booleans, and a float sample failed at run time)."""
+    allowed = _allowed(cls, path)
+    return bool not in allowed and (int in allowed or float in allowed)
+
+
+def _whole_numbers(cls, path: str) -> bool:
+    """Whether the field at ``path`` of config class ``cls`` takes integers and no floats (``epochs``, ``members``):
+    an Optuna range over it samples integers; over any other number field it samples floats."""
+    allowed = _allowed(cls, path)
     return int in allowed and float not in allowed
 
 
-#: Most (sweep setting × candidate) configs ``validate`` builds to check a select block's combinations.
-MAX_COMBINATION_CHECKS = 4096
+#: Most (sweep setting × candidate) configs ``validate`` builds to check a select block's combinations (about
+#: 0.1 ms each); past it, a combination that fails is reported by the unit that meets it, naming the candidate.
+MAX_COMBINATION_CHECKS = 32768
 
 
 def _combination_problems(method: str, base: dict, params: dict, sweeps: list[dict], where: str) -> list[str]:
@@ -335,7 +357,7 @@ def _combination_problems(method: str, base: dict, params: dict, sweeps: list[di
         if grid and same in seen.setdefault(i, {}):  # '0.001' and 1.0e-3, or a field tied to itself
             return [f"{where}: the candidates {values_text(seen[i][same])} and {values_text(assignment)}{swept} "
                     f"make the same {method} config, which would be trained twice; give each value once"]
-        seen[i][same] = assignment
+        seen.setdefault(i, {})[same] = assignment
     return []
 
 
@@ -372,11 +394,20 @@ def _apply(cfg, assignment: dict[str, Any], options: dict | None = None):
     ``train``'s other options) follows the candidate as it would follow the same value written in the file.
     Without them the candidate is laid onto ``cfg``'s full dump, where a derived value is already fixed.
     """
+    from pydantic import ValidationError
+
+    from ._base import format_validation_error
+
     options = cfg.model_dump() if options is None else options
     for key, value in assignment.items():
         for path in key.split(","):
             options = _set_path(options, path, value)
-    return type(cfg).model_validate(options)
+    try:
+        return type(cfg).model_validate(options)
+    except ValidationError as err:  # a combination validate could not check (past MAX_COMBINATION_CHECKS)
+        raise ChildnetError(f"the candidate {values_text(assignment)} is not a valid config: "
+                            + "; ".join(line.removeprefix("<root>: ")
+                                        for line in format_validation_error(err, cls=type(cfg)))) from None
 
 
 def values_text(assignment: dict[str, Any]) -> str:
@@ -450,8 +481,15 @@ def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *,
         except MissingDependencyError:
             raise
         except ChildnetError as err:  # any other refusal ends the unit: say which candidate met it
-            raise ChildnetError(f"select {method}: candidate {len(tried) + 1} of {candidate_count(select)} "
-                            f"({values_text(assignment)}): {err}") from None
+            if type(err).__name__ == "DiskFullError":  # (the runner stops the run on it: keep it as it is)
+                raise
+            message = f"select {method}: candidate {len(tried) + 1} of {candidate_count(select)} " \
+                      f"({values_text(assignment)}): {err}"
+            try:
+                named = type(err)(message)
+            except TypeError:
+                named = ChildnetError(message)
+            raise named from None
         score = validation_score(child, task, metric, device=ctx.device)
         samples = [r.get("samples") for r in child.lineage.history if isinstance(r, dict)]
         tried.append({"values": assignment, "val": score,
@@ -470,7 +508,7 @@ def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *,
                                     sampler=_sampler(select.get("sampler", "tpe"), ctx.seed))
         for _ in range(select["trials"]):
             trial = study.ask()
-            values = {k: _optuna_suggest(trial, k, space, all(_whole_numbers(type(cfg), p) for p in k.split(",")))
+            values = {k: _optuna_suggest(trial, k, space, any(_whole_numbers(type(cfg), p) for p in k.split(",")))
                       for k, space in select["params"].items()}
             score = train(values)
             study.tell(trial, score if math.isfinite(score) else None,
