@@ -118,6 +118,17 @@ BAD_RANGES = [
 ]
 
 
+def test_select_messages_name_the_field_that_refused_and_where_select_belongs(tmp_path, run_cli):
+    raw = dict(TINY, baseline=None, defaults=dict(TINY["defaults"], select={"lr": [0.1]}),
+               methods=[{"name": "kd", "select": {"lr,alpha": [0.5, 2]}}, {"name": "kd", "label": "k2",
+                                                                           "select": {"lrr": [0.1]}}])
+    proc = run_cli("validate", write(tmp_path, raw))
+    user_error(proc, "methods[0](kd).select.lr,alpha: alpha: Input should be less than or equal to 1 (got 2)",
+               "defaults.select: select belongs on a method entry")
+    fields = next(line for line in proc.stderr.splitlines() if "(k2).select.lrr" in line)
+    assert "train.lr" in fields and "child" not in fields  # a model spec is not offered as a hyper-parameter
+
+
 def test_a_range_over_a_switch_is_refused(tmp_path, run_cli):
     """``include_head: {low: 0, high: 1}`` passed pydantic as booleans, then a float sample failed at run time."""
     pytest.importorskip("optuna")

@@ -325,7 +325,10 @@ def _method_specs(raw_methods, defaults, sweep, problems, unswept: list[set[str]
                                            settings)
         specs.append(spec)
     for k in (defaults or {}):
-        if k not in used_defaults:
+        if k == "select":
+            problems.append("defaults.select: select belongs on a method entry, as its own choice of "
+                            "hyper-parameters (methods: [{name: kd, select: {lr: [0.001, 0.003]}}])")
+        elif k not in used_defaults:
             problems.append(f"defaults.{k}: no method in this experiment has a field '{k}'")
     problems.extend(_folder_name_problems([s["label"] for s in specs], sweep))
     if len(specs) == len(raw_methods):  # (an unknown method hides its fields)

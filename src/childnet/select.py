@@ -78,8 +78,11 @@ def higher_is_better(metric: str) -> bool:
 
 
 def _fields_text(cls) -> str:
+    """The fields of ``cls`` a select block can name (model specs are not hyper-parameters)."""
     names = []
     for name, info in cls.model_fields.items():
+        if _is_model_spec(info):
+            continue
         nested = _config_classes(info.annotation)
         names.append(name)
         names += [f"{name}.{sub}" for c in nested for sub in c.model_fields]
@@ -260,9 +263,9 @@ def check_select(raw: Any, method: str, base: dict, where: str, problems: list[s
             for p in paths:
                 opts = _set_path(opts, p, value)
             _, found = entry_problems(METHODS, {"name": method, **opts})
-            if found:
-                problems.extend(f"{where}.{key}: {msg}" + ("" if "(got " in msg else f" (got {value!r})")
-                                for _, msg in found)
+            if found:  # (the field's path too when the key ties several: 'lr,alpha' names which one refused)
+                problems.extend(f"{where}.{key}: " + (f"{at}: " if at and at != key else "") + msg
+                                + ("" if "(got " in msg else f" (got {value!r})") for at, msg in found)
                 break
         if _is_range(values):
             if any(not _numeric(cls, p) for p in paths):
