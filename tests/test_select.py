@@ -129,6 +129,16 @@ def test_select_messages_name_the_field_that_refused_and_where_select_belongs(tm
     assert "train.lr" in fields and "child" not in fields  # a model spec is not offered as a hyper-parameter
 
 
+def test_a_unit_whose_candidates_all_diverge_says_a_new_grid_needs_another_folder(tmp_path, run_cli):
+    """"Fix the cause and run the same command again" could not work when the grid was the cause: a changed grid
+    is refused in the same folder as a different experiment."""
+    m = {"name": "scratch", "train": {"optimizer": "sgd", "schedule": "constant"}, "select": {"lr": [1e29, 1e30]}}
+    proc = run_cli("run", write(tmp_path, dict(TINY, methods=[m], baseline=None)), "--out", tmp_path / "r",
+                   "--workers", "0", "--quiet")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "a wider select grid, is a new experiment: give it another --out folder" in proc.stderr
+
+
 def test_a_range_over_a_switch_is_refused(tmp_path, run_cli):
     """``include_head: {low: 0, high: 1}`` passed pydantic as booleans, then a float sample failed at run time."""
     pytest.importorskip("optuna")

@@ -78,7 +78,10 @@ def run(
         out_console.print(f"report: {result.report.html}")
     if result.failed:
         err_console.print(f"[red]{len(result.failed)} unit(s) failed[/red] (see {result.out}/results.jsonl); "
-                          "the others finished. Fix the cause and run the same command again to retry them.")
+                          "the others finished. Fix the cause and run the same command again to retry them"
+                          + (" (a changed experiment file, such as a wider select grid, is a new experiment: "
+                             "give it another --out folder)." if any(r.get("error_kind") == "diverged"
+                                                                     for r in result.failed) else "."))
         user = any(r.get("error_kind") == "user" for r in result.failed)
         raise typer.Exit(2 if user else 1)
 
