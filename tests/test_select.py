@@ -247,6 +247,13 @@ def test_a_candidate_is_laid_onto_the_options_as_written():
     paper = _apply(cfg.method_config(pat_spec, setting), {"preset": "paper"}, cfg.method_options(pat_spec, setting))
     assert paper == written.method_config(written.methods[1], setting)
     assert paper.tune.nesterov and paper.tune.pct_start == 0.1 and paper.tune.epochs == 1
+    # independent's members take the parent's training run for every option the entry does not set: a selected
+    # lr must leave the others unset, as `train: {epochs: 1, lr: 0.05}` written would (the dump had set them all)
+    ind = {"name": "independent", "train": {"epochs": 1}, "select": {"lr": [1e-3, 0.05]}}
+    cfg = parse_experiment(dict(TINY, methods=[ind], baseline=None, defaults={}))
+    spec = cfg.methods[0]
+    picked = _apply(cfg.method_config(spec, setting), {"train.lr": 0.05}, cfg.method_options(spec, setting))
+    assert picked.train.model_fields_set == {"epochs", "lr"}
 
 
 @pytest.mark.slow
