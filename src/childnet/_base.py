@@ -39,6 +39,7 @@ __all__ = [
     "check_field_types",
     "entry_problems",
     "format_validation_error",
+    "put_path",
     "stable_hash",
     "validate_entry",
 ]
@@ -48,6 +49,21 @@ SEED_MAX = 2**32 - 1
 
 #: A seed: a non-negative integer that fits every RNG childnet seeds.
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+
+
+def put_path(options: dict, path: str, value: Any) -> dict:
+    """``options`` with the dotted ``path`` set to ``value``, every other option as it was written (a sweep
+    value). Setting a model spec's ``name`` replaces the spec: the other model's options would not fit it."""
+    out = dict(options)
+    head, _, rest = path.partition(".")
+    if not rest:
+        out[head] = value
+    elif rest == "name" and isinstance(out.get(head), dict) and "name" in out[head]:
+        out[head] = {"name": value}
+    else:
+        inner = out.get(head)
+        out[head] = put_path(inner if isinstance(inner, dict) else {}, rest, value)
+    return out
 
 
 def stable_hash(obj: Any, n: int = 16) -> str:

@@ -43,6 +43,7 @@ from ._base import (
     canonical_spec,
     entry_problems,
     format_validation_error,
+    put_path,
     stable_hash,
     validate_entry,
 )
@@ -199,7 +200,7 @@ class ExperimentConfig(Config):
         full = dict(spec.options)
         for k, v in setting.overrides.items():
             if _sets_method_field(k, fields):
-                full = _put(full, k, v)
+                full = put_path(full, k, v)
         return full
 
     def method_config(self, spec: MethodSpec, setting: Setting):
@@ -225,21 +226,6 @@ def _has_path(options: dict, path: str) -> bool:
     return not rest or (isinstance(options[head], dict) and _has_path(options[head], rest))
 
 
-def _put(options: dict, path: str, value: Any) -> dict:
-    """``options`` with the dotted ``path`` set to ``value``, every other option as it was written. Setting
-    a model spec's ``name`` replaces the spec: the other model's options would not fit it."""
-    out = dict(options)
-    head, _, rest = path.partition(".")
-    if not rest:
-        out[head] = value
-    elif rest == "name" and isinstance(out.get(head), dict) and "name" in out[head]:
-        out[head] = {"name": value}
-    else:
-        inner = out.get(head)
-        out[head] = _put(inner if isinstance(inner, dict) else {}, rest, value)
-    return out
-
-
 def _with_overrides(name: str, opts: dict, overrides: dict, where: str, problems: list[str]):
     """:func:`validate_entry` of a method's options with a setting's sweep values laid on.
 
@@ -250,7 +236,7 @@ def _with_overrides(name: str, opts: dict, overrides: dict, where: str, problems
     """
     full = dict(opts)
     for k, v in overrides.items():
-        full = _put(full, k, v)
+        full = put_path(full, k, v)
     return validate_entry(METHODS, {"name": name, **full}, where, problems)
 
 

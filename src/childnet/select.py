@@ -329,8 +329,7 @@ def _combination_problems(method: str, base: dict, params: dict, sweeps: list[di
     config: each value alone can be valid while two together are refused (``include_head: true`` needs
     ``structure: weights``). Two grid candidates must not make the same config (``'0.001'`` and ``1.0e-3``).
     One sentence for the first combination that fails, naming it."""
-    from ._base import entry_problems
-    from .config import _put
+    from ._base import entry_problems, put_path
 
     axes = {k: v if isinstance(v, list) else [v["low"], v["high"]] for k, v in params.items()}
     grid = all(isinstance(v, list) for v in params.values())  # (a range's two ends are not two candidates)
@@ -343,7 +342,7 @@ def _combination_problems(method: str, base: dict, params: dict, sweeps: list[di
         if i not in settings:  # a setting that fails without any candidate is reported by the sweep's own check
             laid = base
             for k, v in overrides.items():
-                laid = _put(laid, k, v)
+                laid = put_path(laid, k, v)
             settings[i] = None if entry_problems(METHODS, {"name": method, **laid})[1] else laid
         opts = settings[i]
         if opts is None:
