@@ -88,7 +88,7 @@ class RaySession:
         if address is None and num_cpus < 1:
             raise ChildnetError(f"--workers must be at least 1 with --executor ray (got {num_cpus}); "
                                 "--workers 0 means in-process and needs --executor process")
-        self.ray, self.owned = ray, False
+        self.ray, self.owned, self.private = ray, False, False
         if ray.is_initialized():  # a library user who called ray.init() themselves
             log("ray: using the Ray session this process already joined")
             return
@@ -123,6 +123,7 @@ class RaySession:
                     if handler is not None:
                         signal.signal(sig, handler)
         self.owned = True
+        self.private = address is None  # a cluster started here: ray.shutdown() stops its workers
         cpus = ray.cluster_resources().get("CPU", 0)
         log(f"ray: {'started a local cluster' if address is None else 'joined ' + address} "
             f"({len(ray.nodes())} node(s), {cpus:g} CPUs)")
@@ -232,8 +233,11 @@ def execute(session: RaySession, cfg, payloads: list[dict], out: Path, device: s
                 record(rec)
                 for released in (follow(rec) if follow is not None else []):
                     submit(released)
-    except BaseException:  # Ctrl-C or an error on the head: cancel what is queued or running
-        for ref in pending:
+    except BaseException:  # Ctrl-C or an error on the head: cancel what is queued or running on a joined cluster
+        # A private cluster's workers stop with it (RaySession.close). Cancelling there raced with a task that was
+        # just finishing: Ray's core worker aborted ("Tried to complete task that was not pending", a Ray bug,
+        # ray-project/ray#54798), so a SIGTERM ended with exit 1 and a C++ stack dump instead of 143.
+        for ref in pending if not session.private else ():
             try:
                 ray.cancel(ref, force=True)
             except Exception:  # already finished or its worker is gone
