@@ -52,6 +52,7 @@ from pydantic import BaseModel
 from ._base import _config_classes
 from .errors import ChildnetError, MissingDependencyError, TrainingDiverged
 from .registry import METHODS
+from .runfolder import DiskFullError
 
 __all__ = ["MAX_CANDIDATES", "STRATEGIES", "SAMPLERS", "check_select", "candidate_count", "candidate_configs",
            "derive_selected", "validation_score", "higher_is_better", "values_text"]
@@ -480,11 +481,9 @@ def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *,
             tried.append({"values": assignment, "val": None, "error": f"diverged: {err}"})
             ctx.log(f"select {method}: candidate {len(tried)} {assignment} diverged")
             return math.nan
-        except MissingDependencyError:
-            raise
+        except (MissingDependencyError, DiskFullError):  # about the machine, not the candidate (a full disk stops
+            raise                                          # the run: it keeps its type)
         except ChildnetError as err:  # any other refusal ends the unit: say which candidate met it
-            if type(err).__name__ == "DiskFullError":  # (the runner stops the run on it: keep it as it is)
-                raise
             message = f"select {method}: candidate {len(tried) + 1} of {candidate_count(select)} " \
                       f"({values_text(assignment)}): {err}"
             try:
