@@ -111,7 +111,7 @@ def _candidates(cfg: ExperimentConfig, mspec, setting, mcfg, where: str) -> list
         options = cfg.method_options(mspec, setting)
         try:
             out += [(f"{where}.select candidate {values_text(values)}", config)
-                    for values, config in candidate_configs(mspec.select, mcfg, options)]
+                    for values, config in candidate_configs(mspec.select, mcfg, options) if config != mcfg]
         except ChildnetError as err:  # a candidate that makes no valid config (past validate's combination checks)
             raise ChildnetError(f"{where}.select: {err}") from None
     return out
