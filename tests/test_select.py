@@ -136,7 +136,7 @@ def test_a_unit_whose_candidates_all_diverge_says_a_new_grid_needs_another_folde
     proc = run_cli("run", write(tmp_path, dict(TINY, methods=[m], baseline=None)), "--out", tmp_path / "r",
                    "--workers", "0", "--quiet")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert "a wider select grid, is a new experiment: give it another --out folder" in proc.stderr
+    assert "a wider select grid, is a new experiment: give it another --out folder" in " ".join(proc.stderr.split())
 
 
 def test_a_range_over_a_switch_is_refused(tmp_path, run_cli):
