@@ -74,6 +74,10 @@ def _picks(units: list[dict]) -> dict[str, list]:
     return {field: [p.get(field) for p in per_unit] for field in fields}
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def format_picks(picks: dict[str, list]) -> str:
     """``{"train.lr": [2e-4, 1e-4, 2e-4]}`` → ``"train.lr 0.0001 ×1, 0.0002 ×2"``: how many seeds picked each value."""
     parts = []
@@ -81,11 +85,8 @@ def format_picks(picks: dict[str, list]) -> str:
         counts: dict = {}
         for value in values:
             counts[value] = counts.get(value, 0) + 1
-        def number(v) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-        order = sorted(counts, key=lambda v: (not number(v), v if number(v) else str(v)))
-        parts.append(f"{field} " + ", ".join(f"{v:g} ×{counts[v]}" if number(v) else f"{v} ×{counts[v]}"
+        order = sorted(counts, key=lambda v: (not _number(v), v if _number(v) else str(v)))
+        parts.append(f"{field} " + ", ".join(f"{v:g} ×{counts[v]}" if _number(v) else f"{v} ×{counts[v]}"
                                              for v in order))
     return "; ".join(parts)
 
