@@ -329,3 +329,23 @@ def test_a_refused_candidate_names_itself(digits_task, tiny_parent):
     with pytest.raises(ChildnetError, match=r'select lora: candidate 2 of 2 \(target_modules \["nonexistent_layer"\]\)'
                                             r": target_modules: 'nonexistent_layer' matches no"):
         derive_selected("lora", grid, tiny_parent, digits_task, cfg, Context(seed=0))
+
+
+def test_a_written_value_that_select_replaces_is_a_note_of_validate(tmp_path, run_cli):
+    """A value written beside a ``select`` over the same field is never trained; validate says so (a note, not a
+    refusal: a sweep over a written field is refused, but refusing here would change committed experiments)."""
+    written = {"name": "kd", "temperature": 4.0, "train": {"epochs": 1, "lr": 0.05},
+               "select": {"temperature": [2.0, 8.0], "strategy": "grid"}}
+    proc = run_cli("validate", write(tmp_path, dict(TINY, methods=["scratch", written], baseline=None)))
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "note: methods[kd].temperature: the value 4.0 written for it" in out and "[2.0, 8.0]" in out
+    assert "train.lr" not in out.split("note:")[-1]  # (lr is written but not selected)
+    from childnet.config import parse_experiment
+    from childnet.select import replaced_values
+
+    cfg = parse_experiment(dict(TINY, methods=["scratch", {"name": "kd", "select": {"temperature": [2.0, 8.0]}}]))
+    assert replaced_values(cfg.methods) == []
+    ranged = dict(written, select={"strategy": "optuna", "trials": 2, "temperature": {"low": 2.0, "high": 8.0}})
+    notes = replaced_values(parse_experiment(dict(TINY, methods=[ranged], baseline=None)).methods)
+    assert len(notes) == 1 and "(2.0 … 8.0)" in notes[0]

@@ -163,8 +163,10 @@ def validate(experiment: Path = typer.Argument(..., help="experiment YAML file")
     cfg = load_experiment(experiment)
     for line in dry_run(cfg):
         out_console.print(f"checked {line}", markup=False, highlight=False)
-    from .select import candidate_count
+    from .select import candidate_count, replaced_values
 
+    for note in replaced_values(cfg.methods):
+        out_console.print(f"note: {note}", markup=False, highlight=False)
     n_set = len(cfg.settings())
     units = n_set * len(cfg.methods) * cfg.seeds
     trainings = n_set * cfg.seeds * sum(candidate_count(m.select) if m.select else 1 for m in cfg.methods)

@@ -371,6 +371,11 @@ def run(
         result = RunResult(out=out, skipped=len(units) - len(pending))
         if result.skipped:
             log(f"resuming: {result.skipped} of {len(units)} units already finished in {out}")
+        if pending:
+            from .select import replaced_values
+
+            for note in replaced_values(cfg.methods):
+                log(f"note: {note}")
         beyond = sorted({r.get("seed") for r in finished if isinstance(r.get("seed"), int)} - set(range(cfg.seeds)))
         if beyond and report:  # e.g. --seeds 2 on a folder of 10: the report covers what the folder holds
             log(f"note: {out} also holds finished units of seed(s) {', '.join(map(str, beyond[:10]))}"

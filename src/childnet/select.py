@@ -294,6 +294,29 @@ def check_select(raw: Any, method: str, base: dict, where: str, problems: list[s
     return out if len(problems) == n0 else None
 
 
+def replaced_values(methods) -> list[str]:
+    """One sentence per option a method writes (itself or through ``defaults``) that its ``select`` block also
+    selects over: each candidate replaces the written value, so it is never trained (``childnet validate`` and
+    ``childnet run`` print these as notes; a sweep over a written field is refused instead, but refusing here
+    would change the identity of experiments that write a value beside the candidates, as ssa-mnist does)."""
+    notes = []
+    for spec in methods:
+        for key, values in ((spec.select or {}).get("params") or {}).items():
+            for path in key.split(","):
+                node: Any = spec.options
+                for part in path.split("."):
+                    node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+                if node is _MISSING:
+                    continue
+                shown = values if isinstance(values, list) else f"{values.get('low')} … {values.get('high')}"
+                notes.append(f"methods[{spec.label}].{path}: the value {node!r} written for it (on the method or "
+                             f"under defaults) is replaced by each select candidate ({shown}) and never trained")
+    return notes
+
+
+_MISSING = object()
+
+
 def _allowed(cls, path: str) -> list:
     """The plain types the field at dotted ``path`` of config class ``cls`` accepts."""
     from ._base import _strip
