@@ -349,3 +349,35 @@ def test_a_written_value_that_select_replaces_is_a_note_of_validate(tmp_path, ru
     ranged = dict(written, select={"strategy": "optuna", "trials": 2, "temperature": {"low": 2.0, "high": 8.0}})
     notes = replaced_values(parse_experiment(dict(TINY, methods=[ranged], baseline=None)).methods)
     assert len(notes) == 1 and "(2.0 … 8.0)" in notes[0]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_running_unit_reports_its_candidate_and_epoch(tmp_path, workers):
+    """A long select unit showed 0/1 until it ended; now a worker (or the inline run) passes the running unit's
+    candidate and epoch to the progress display, and its records are unchanged."""
+    from contextlib import contextmanager
+
+    from childnet.runner import run
+
+    notes, records = [], []
+
+    class Collect:
+        @contextmanager
+        def epochs(self, desc):
+            yield None
+
+        @contextmanager
+        def units(self, total):
+            def advance(rec):
+                records.append(rec)
+
+            advance.note = notes.append
+            yield advance
+
+    m = {"name": "scratch", "train": {"epochs": 2}, "select": {"lr": [0.002, 0.05]}}
+    exp = write(tmp_path, dict(TINY, methods=[m], baseline=None))
+    run(exp, tmp_path / "r", workers=workers, progress=Collect(), report=False)
+    assert [r["status"] for r in records] == ["ok"]  # one record per unit: the notes are not records
+    ends = [(n["candidate"], n["candidates"]) for n in notes if n["done"] == n["total"] == 2]
+    assert ends == [(1, 2), (2, 2)] and all(n["unit"] == records[0]["unit"] for n in notes)
+    assert all(json.loads(line)["status"] == "ok" for line in (tmp_path / "r" / "results.jsonl").read_text().splitlines())

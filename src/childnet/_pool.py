@@ -28,21 +28,26 @@ from typing import Callable
 
 __all__ = ["run_inline", "run_processes", "died_record"]
 
+#: Key of a worker's message that carries a running unit's progress, not its record.
+PROGRESS = "__progress__"
+
 Record = Callable[[dict], None]
 Follow = Callable[[dict], list]
+Note = Callable[[dict], None]
 
 
-def run_inline(payloads: list[dict], record: Record, follow: Follow | None = None) -> None:
+def run_inline(payloads: list[dict], record: Record, follow: Follow | None = None, note: Note | None = None) -> None:
     """Run every unit in this process, one after the other.
 
     ``follow(rec)``, called after ``record(rec)``, returns units that this one released (a pipeline's next
-    stage, :mod:`childnet.pipeline`); they join the queue.
+    stage, :mod:`childnet.pipeline`); they join the queue. ``note(msg)``: a running unit's progress
+    (``{"unit", "done", "total", "candidate"?, "candidates"?}``).
     """
     from ._unit import run_unit
 
     queue = deque(payloads)
     while queue:
-        rec = run_unit(queue.popleft())
+        rec = run_unit(queue.popleft(), report=note)
         record(rec)
         if follow is not None:
             queue.extend(follow(rec))
@@ -91,6 +96,9 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _worker_main(conn, threads: int, cache: str | None, parent_pid: int) -> None:
+    def report(msg: dict) -> None:  # a running unit's progress (the main process tells it from a record)
+        conn.send({PROGRESS: msg})
+
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if cache:
@@ -109,7 +117,7 @@ def _worker_main(conn, threads: int, cache: str | None, parent_pid: int) -> None
         if payload is None:
             return
         _faults.check("kill_worker", payload["key"])
-        rec = run_unit(payload)
+        rec = run_unit(payload, report=report)
         try:
             conn.send(rec)
         except (BrokenPipeError, OSError):
@@ -150,11 +158,13 @@ class _Worker:
         self.conn.close()
 
 
-def run_processes(payloads: list[dict], record: Record, *, workers: int, follow: Follow | None = None) -> None:
+def run_processes(payloads: list[dict], record: Record, *, workers: int, follow: Follow | None = None,
+                  note: Note | None = None) -> None:
     """Run the units on ``workers`` spawned processes; a worker that dies fails only the unit it held.
 
     ``follow(rec)``, called after ``record(rec)``, returns units this one released (they join the queue);
-    with it, ``workers`` processes start even when fewer units are ready at first.
+    with it, ``workers`` processes start even when fewer units are ready at first. ``note(msg)``: a running
+    unit's progress, as :func:`run_inline`.
 
     On any exception (Ctrl-C, SIGTERM turned into an exception by the CLI, ``record`` failing) the workers
     are terminated at once: units in flight are lost (they were not finished), queued ones never start.
@@ -177,6 +187,10 @@ def run_processes(payloads: list[dict], record: Record, *, workers: int, follow:
                 if w.conn not in ready and w.proc.sentinel not in ready:
                     continue
                 rec = _receive(w)
+                if isinstance(rec, dict) and PROGRESS in rec:  # the unit is still running
+                    if note is not None:
+                        note(rec[PROGRESS])
+                    continue
                 if rec is None:  # the worker died with this unit: it fails; the worker is replaced when fed
                     w.proc.join(5)
                     rec = died_record(w.payload, w.proc.exitcode)

@@ -102,4 +102,10 @@ class RichProgress(NullProgress):
                         else f"{rec['unit']}: {rec.get('status')}")
                 bar.update(task, advance=1, info=info)
 
+            def note(msg: dict) -> None:  # a running unit's progress (its epochs; its select candidate)
+                info = f"{msg.get('unit')}: " + (f"candidate {msg['candidate']}/{msg['candidates']}, "
+                                                  if "candidate" in msg else "") + f"epoch {msg.get('done')}/{msg.get('total')}"
+                bar.update(task, info=info)
+
+            advance.note = note
             yield advance

@@ -14,6 +14,7 @@ import json
 import time
 import traceback
 from functools import lru_cache
+from typing import Callable
 
 from . import runfolder as rf
 from .config import EvaluateConfig, Setting
@@ -86,8 +87,33 @@ def _stage_inputs(payload: dict, task, parent, mcfg, ctx):
     return stage_inputs(payload, task, parent, mcfg, ctx)
 
 
-def run_unit(payload: dict) -> dict:
-    """Derive, evaluate and save one child; never raises (failures become a record)."""
+def _unit_progress(key: str, report: Callable[[dict], None] | None, every: float = 1.0):
+    """``Context.progress`` of a unit: passes ``{"unit", "done", "total", "candidate"?, "candidates"?}`` (epochs of
+    the method's current training loop; the ``select`` candidate it belongs to) to ``report``, at most once per
+    ``every`` seconds but always at a loop's end. A failing report (a closed pipe) never fails the unit."""
+    if report is None:
+        return None
+    last = [0.0]
+
+    def progress(done: int, total: int, record: dict) -> None:
+        now = time.monotonic()
+        if now - last[0] < every and done < total:
+            return
+        last[0] = now
+        msg = {"unit": key, "done": done, "total": total}
+        msg.update({k: record[k] for k in ("candidate", "candidates") if k in record})
+        try:
+            report(msg)
+        except Exception:  # noqa: BLE001 - progress is a courtesy; the unit goes on
+            pass
+
+    return progress
+
+
+def run_unit(payload: dict, report: Callable[[dict], None] | None = None) -> dict:
+    """Derive, evaluate and save one child; never raises (failures become a record).
+
+    ``report(msg)``: called with the unit's progress while it trains (see :func:`_unit_progress`)."""
     from .evaluate import evaluate
     from .evaluate.device import device_config_from
     from .methods.base import Context, check_parent_fits
@@ -113,7 +139,8 @@ def run_unit(payload: dict) -> dict:
         record["setup_s"], t0 = round(time.perf_counter() - t0, 3), time.perf_counter()
         method = METHODS.get(name)
         mcfg = None if payload["method_config"] is None else method.config.model_validate(payload["method_config"])
-        ctx = Context(seed=payload["seed"], device=payload["device"], executor=None)
+        ctx = Context(seed=payload["seed"], device=payload["device"], executor=None,
+                      progress=_unit_progress(payload["key"], report))
         stage = _stage_inputs(payload, task, parent, mcfg, ctx)
         used = stage.parent if stage else parent  # a parent trained on another task (the root parent, or a
         check_parent_fits(name, used.task, task, used.model)  # stage's teacher: root): checked with its network

@@ -490,16 +490,17 @@ def _stage_payloads(cfg: ExperimentConfig, pending: list[Unit], finished: list[d
     return first, lambda rec: build(*scheduler.after(rec)) if rec is not None else ([], blocked)
 
 
-def execute(payloads: list[dict], record: Callable[[dict], None], *, workers: int, follow=None) -> None:
+def execute(payloads: list[dict], record: Callable[[dict], None], *, workers: int, follow=None,
+            note: Callable[[dict], None] | None = None) -> None:
     """Run ``run_unit`` on every payload — in this process (``workers=0``) or on worker processes — and
-    call ``record(rec)`` here once per finished unit. A cluster (:mod:`childnet.ray_executor`) has the same
-    shape."""
+    call ``record(rec)`` here once per finished unit (``note(msg)`` with a running unit's progress). A
+    cluster (:mod:`childnet.ray_executor`) has the same shape, without the progress of running units."""
     from ._pool import run_inline, run_processes
 
     if workers == 0:
-        run_inline(payloads, record, follow)
+        run_inline(payloads, record, follow, note)
     else:
-        run_processes(payloads, record, workers=workers, follow=follow)
+        run_processes(payloads, record, workers=workers, follow=follow, note=note)
 
 
 def _record_all(payloads, out, workers, result, log, progress, *, sinks=None, session=None, cfg=None,
@@ -537,7 +538,7 @@ def _record_all(payloads, out, workers, result, log, progress, *, sinks=None, se
 
             execute_on_ray(session, cfg, payloads, out, device, record, max_retries=retries, follow=released)
         else:
-            execute(payloads, record, workers=workers, follow=released)
+            execute(payloads, record, workers=workers, follow=released, note=getattr(advance, "note", None))
 
 
 def _write_report(out: Path, log):

@@ -42,6 +42,7 @@ each numeric picked value as ``select_<field>``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -481,6 +482,18 @@ def _sampler(name: str, seed: int):
             "qmc": optuna.samplers.QMCSampler}[name](seed=seed)
 
 
+def _candidate_ctx(ctx, i: int, n: int):
+    """``ctx`` for candidate ``i`` of ``n``: its epoch progress says which candidate it belongs to."""
+    if ctx.progress is None:
+        return ctx
+    outer = ctx.progress
+
+    def progress(done: int, total: int, record: dict) -> None:
+        outer(done, total, {**record, "candidate": i, "candidates": n})
+
+    return dataclasses.replace(ctx, progress=progress)
+
+
 def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *, metric: str = "accuracy",
                     options: dict | None = None):
     """Derive one child of ``method``: directly without ``select``; else train every candidate with the
@@ -492,13 +505,14 @@ def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *,
     if not select:
         return fn(parent, task, cfg, ctx)
     higher = higher_is_better(metric)
+    total = candidate_count(select)
     tried: list[dict] = []
     best, best_score, diverged = None, None, None
 
     def train(assignment: dict) -> float:
         nonlocal best, best_score, diverged
         try:
-            child = fn(parent, task, _apply(cfg, assignment, options), ctx)
+            child = fn(parent, task, _apply(cfg, assignment, options), _candidate_ctx(ctx, len(tried) + 1, total))
         except TrainingDiverged as err:  # e.g. a learning rate too high: that candidate loses, the unit goes on
             diverged = err
             tried.append({"values": assignment, "val": None, "error": f"diverged: {err}"})
@@ -507,7 +521,7 @@ def derive_selected(method: str, select: dict | None, parent, task, cfg, ctx, *,
         except (MissingDependencyError, DiskFullError):  # about the machine, not the candidate (a full disk stops
             raise                                          # the run: it keeps its type)
         except ChildnetError as err:  # any other refusal ends the unit: say which candidate met it
-            message = f"select {method}: candidate {len(tried) + 1} of {candidate_count(select)} " \
+            message = f"select {method}: candidate {len(tried) + 1} of {total} " \
                       f"({values_text(assignment)}): {err}"
             try:
                 named = type(err)(message)
