@@ -387,7 +387,11 @@ def _poison() -> tuple[str, str]:
     significant = any((e["p_value"] or 1) < 0.05 for _, e in rows[1:])
     inflated = all(m > means[0] for m in means[1:])
     verdict = "reproduced" if monotone and significant else ("partly" if inflated else "not reproduced")
-    return "error " + " → ".join(f"{m * 100:.1f} % (k {k})" for (k, _), m in zip(rows, means)), verdict
+    cell = "error " + " → ".join(f"{m * 100:.1f} % (k {k})" for (k, _), m in zip(rows, means))
+    shared = [s.get("shared_weights_error") or {} for s in d["settings"].values()]
+    if all(_known(sw) for sw in shared):  # runs from issue 18 on: the derived child in the supernet too
+        cell += " retrained; with the shared weights " + " → ".join(f"{sw['mean'] * 100:.1f} %" for sw in shared)
+    return cell, verdict
 
 
 def _manas() -> tuple[str, str]:

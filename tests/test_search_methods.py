@@ -88,6 +88,7 @@ def test_random_search_through_an_executor_matches_sequential(tiny_parent, digit
 
 @pytest.mark.parametrize("opts, needle", [
     ({"poison_copies": -1}, "poison_copies"),
+    ({"poison_copies": 36}, "poison_copies 36 poisons the space, but poison names no poison set"),  # a clean space
     ({"ops": ["conv3x3", "conv9x9"]}, "conv9x9"),
     ({"space": "nasnet"}, "macro"),
     ({"controller": {"lr": -1}}, "controller.lr"),

@@ -96,6 +96,15 @@ class SpaceConfig(Config):
             data = {**PAPER_POISON, **data}
         return data
 
+    @model_validator(mode="after")
+    def _poison_named(self):
+        # k copies of nothing would silently search the clean space (a sweep over k would train the same space
+        # again and again); k 0 or 1 (the default) is fine without poison
+        if not self.poison and self.poison_copies > 1:
+            raise ValueError(f"poison_copies {self.poison_copies} poisons the space, but poison names no poison "
+                             "set, so the space stays clean; give poison: [P6] (all) or some of P1 … P5")
+        return self
+
     @field_validator("ops")
     @classmethod
     def _known_ops(cls, ops):
