@@ -366,6 +366,12 @@ def test_search_tables_show_the_shared_weights_error_and_random_spread_when_reco
     next(iter(poison["settings"].values()))["shared_weights_error"]["std"] = None  # one seed: no std, no crash
     (tmp_path / "search_poison_enas.json").write_text(json.dumps(poison))
     assert "| 50.0 | — |" in results_doc.poison_table().splitlines()[2]
+    for i, setting in enumerate(poison["settings"].values()):  # the claim is read on the paper's measure
+        setting["shared_weights_error"].update(mean=0.1 * (i + 1), std=0.01)
+    (tmp_path / "search_poison_enas.json").write_text(json.dumps(poison))
+    cell, verdict = results_doc._poison()
+    assert cell.startswith("error with the shared weights (the paper code's measure)") and "retrained" in cell
+    assert verdict == "reproduced"  # rising with k, p 0.02, whatever the retrained errors do
     enas = json.loads((tmp_path / "search_enas_mnist.json").read_text())
     for label, entry in enas["raw"]["per_method"].items():
         entry["random_children_std"] = {"values": [0.02], "mean": 0.02, "std": 0.0} if label != "random" else \
