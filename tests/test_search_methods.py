@@ -88,7 +88,7 @@ def test_random_search_through_an_executor_matches_sequential(tiny_parent, digit
 
 @pytest.mark.parametrize("opts, needle", [
     ({"poison_copies": -1}, "poison_copies"),
-    ({"poison_copies": 36}, "poison_copies 36 poisons the space, but poison names no poison set"),  # a clean space
+    ({"poison_copies": 36}, "poison_copies 36 poisons the space, but no poison set is given"),  # a clean space
     ({"ops": ["conv3x3", "conv9x9"]}, "conv9x9"),
     ({"space": "nasnet"}, "macro"),
     ({"controller": {"lr": -1}}, "controller.lr"),
@@ -98,6 +98,10 @@ def test_random_search_through_an_executor_matches_sequential(tiny_parent, digit
 def test_bad_search_options_are_clear_config_errors(opts, needle):
     with pytest.raises(ConfigError, match=needle):
         method_config("enas", opts)
+
+
+def test_an_explicit_empty_poison_set_is_a_clean_arm_beside_a_shared_k():
+    assert method_config("enas", {"poison": [], "poison_copies": 6}).poison == []
 
 
 def test_search_needs_image_inputs(tiny_parent):

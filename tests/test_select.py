@@ -346,9 +346,17 @@ def test_a_written_value_that_select_replaces_is_a_note_of_validate(tmp_path, ru
 
     cfg = parse_experiment(dict(TINY, methods=["scratch", {"name": "kd", "select": {"temperature": [2.0, 8.0]}}]))
     assert replaced_values(cfg.methods) == []
-    ranged = dict(written, select={"strategy": "optuna", "trials": 2, "temperature": {"low": 2.0, "high": 8.0}})
-    notes = replaced_values(parse_experiment(dict(TINY, methods=[ranged], baseline=None)).methods)
-    assert len(notes) == 1 and "(2.0 … 8.0)" in notes[0]
+
+
+    def notes(select: dict) -> list[str]:
+        return replaced_values(parse_experiment(dict(TINY, methods=[dict(written, select=select)], baseline=None)).methods)
+
+    assert notes({"temperature": [2.0, 4.0]}) == []  # the written value is trained, as one of the candidates
+    assert notes({"strategy": "optuna", "trials": 2, "temperature": {"low": 2.0, "high": 8.0}}) == []  # in range
+    outside = notes({"strategy": "optuna", "trials": 2, "temperature": {"low": 5.0, "high": 8.0}})
+    assert len(outside) == 1 and "(5.0 … 8.0)" in outside[0]
+    block = notes({"train": [{"lr": 0.1}, {"lr": 0.2}]})  # a candidate block replaces only what it names
+    assert len(block) == 1 and block[0].startswith("methods[kd].train.lr: the value 0.05 written")
 
 
 @pytest.mark.parametrize("workers", [0, 1])

@@ -95,7 +95,7 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="childnet-parent-watch").start()
 
 
-def _worker_main(conn, threads: int, cache: str | None, parent_pid: int) -> None:
+def _worker_main(conn, threads: int, cache: str | None, parent_pid: int, progress: bool = False) -> None:
     def report(msg: dict) -> None:  # a running unit's progress (the main process tells it from a record)
         conn.send({PROGRESS: msg})
 
@@ -117,7 +117,7 @@ def _worker_main(conn, threads: int, cache: str | None, parent_pid: int) -> None
         if payload is None:
             return
         _faults.check("kill_worker", payload["key"])
-        rec = run_unit(payload, report=report)
+        rec = run_unit(payload, report=report if progress else None)
         try:
             conn.send(rec)
         except (BrokenPipeError, OSError):
@@ -125,10 +125,11 @@ def _worker_main(conn, threads: int, cache: str | None, parent_pid: int) -> None
 
 
 class _Worker:
-    def __init__(self, ctx):
+    def __init__(self, ctx, progress: bool = False):
         self.conn, child_conn = ctx.Pipe()
+        self.progress = progress  # send a running unit's progress (someone listens)
         self.proc = ctx.Process(target=_worker_main, daemon=True, name="childnet-worker",
-                                args=(child_conn, 1, os.environ.get("CHILDNET_CACHE"), os.getpid()))
+                                args=(child_conn, 1, os.environ.get("CHILDNET_CACHE"), os.getpid(), progress))
         self.proc.start()
         child_conn.close()
         self.payload: dict | None = None
@@ -174,7 +175,7 @@ def run_processes(payloads: list[dict], record: Record, *, workers: int, follow:
     pool: list[_Worker] = []
     clean = False
     try:
-        pool = [_Worker(ctx) for _ in range(workers if follow is not None else min(workers, len(payloads)))]
+        pool = [_Worker(ctx, note is not None) for _ in range(workers if follow is not None else min(workers, len(payloads)))]
         while True:
             for i, w in enumerate(pool):
                 if w.payload is None and queue:
@@ -188,8 +189,10 @@ def run_processes(payloads: list[dict], record: Record, *, workers: int, follow:
                     continue
                 rec = _receive(w)
                 if isinstance(rec, dict) and PROGRESS in rec:  # the unit is still running
-                    if note is not None:
+                    try:
                         note(rec[PROGRESS])
+                    except Exception:  # noqa: BLE001 - a display that fails never stops the run
+                        pass
                     continue
                 if rec is None:  # the worker died with this unit: it fails; the worker is replaced when fed
                     w.proc.join(5)
@@ -221,7 +224,7 @@ def _feed(ctx, w: _Worker, queue: deque) -> _Worker:
     for _ in range(3):
         if not w.proc.is_alive():
             w.join(1)
-            w = _Worker(ctx)
+            w = _Worker(ctx, w.progress)
         if w.give(queue[0]):
             queue.popleft()
             return w

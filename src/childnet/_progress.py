@@ -103,9 +103,11 @@ class RichProgress(NullProgress):
                 bar.update(task, advance=1, info=info)
 
             def note(msg: dict) -> None:  # a running unit's progress (its epochs; its select candidate)
-                info = f"{msg.get('unit')}: " + (f"candidate {msg['candidate']}/{msg['candidates']}, "
-                                                  if "candidate" in msg else "") + f"epoch {msg.get('done')}/{msg.get('total')}"
-                bar.update(task, info=info)
+                parts = [f"candidate {msg['candidate']}/{msg['candidates']}"] if "candidate" in msg else []
+                if isinstance(msg.get("member"), int):  # an ensemble: epochs of all members, counted together
+                    parts.append(f"member {msg['member'] + 1}")
+                parts.append(f"epoch {msg.get('done')}/{msg.get('total')}")
+                bar.update(task, info=f"{msg.get('unit')}: {', '.join(parts)}")
 
             advance.note = note
             yield advance

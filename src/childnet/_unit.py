@@ -88,8 +88,9 @@ def _stage_inputs(payload: dict, task, parent, mcfg, ctx):
 
 
 def _unit_progress(key: str, report: Callable[[dict], None] | None, every: float = 1.0):
-    """``Context.progress`` of a unit: passes ``{"unit", "done", "total", "candidate"?, "candidates"?}`` (epochs of
-    the method's current training loop; the ``select`` candidate it belongs to) to ``report``, at most once per
+    """``Context.progress`` of a unit: passes ``{"unit", "done", "total", "candidate"?, "candidates"?, "member"?}``
+    (epochs of the method's current training loop — an ensemble counts its members' epochs together and names
+    the member training; the ``select`` candidate it belongs to) to ``report``, at most once per
     ``every`` seconds but always at a loop's end. A failing report (a closed pipe) never fails the unit."""
     if report is None:
         return None
@@ -101,7 +102,7 @@ def _unit_progress(key: str, report: Callable[[dict], None] | None, every: float
             return
         last[0] = now
         msg = {"unit": key, "done": done, "total": total}
-        msg.update({k: record[k] for k in ("candidate", "candidates") if k in record})
+        msg.update({k: record[k] for k in ("candidate", "candidates", "member") if k in record})
         try:
             report(msg)
         except Exception:  # noqa: BLE001 - progress is a courtesy; the unit goes on

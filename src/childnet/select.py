@@ -297,22 +297,43 @@ def check_select(raw: Any, method: str, base: dict, where: str, problems: list[s
 
 def replaced_values(methods) -> list[str]:
     """One sentence per option a method writes (itself or through ``defaults``) that its ``select`` block also
-    selects over: each candidate replaces the written value, so it is never trained (``childnet validate`` and
-    ``childnet run`` print these as notes; a sweep over a written field is refused instead, but refusing here
-    would change the identity of experiments that write a value beside the candidates, as ssa-mnist does)."""
+    selects over and that no candidate trains: each candidate replaces it (``childnet validate`` and ``childnet
+    run`` print these as notes; a sweep over a written field is refused instead, but refusing here would change
+    the identity of experiments that write a value beside the candidates). A written value that is one of the
+    candidates (or inside an Optuna range) is trained as that candidate: no note. A candidate block
+    (``train: [{lr: 0.1}, ...]``) replaces only the options it names."""
     notes = []
     for spec in methods:
         for key, values in ((spec.select or {}).get("params") or {}).items():
             for path in key.split(","):
-                node: Any = spec.options
-                for part in path.split("."):
-                    node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
-                if node is _MISSING:
+                written = _get_path(spec.options, path)
+                if written is _MISSING:
                     continue
-                shown = values if isinstance(values, list) else f"{values.get('low')} … {values.get('high')}"
-                notes.append(f"methods[{spec.label}].{path}: the value {node!r} written for it (on the method or "
-                             f"under defaults) is replaced by each select candidate ({shown}) and never trained")
+                for sub, value, tried in _replaced(path, written, values):
+                    notes.append(f"methods[{spec.label}].{sub}: the value {value!r} written for it (on the method "
+                                 f"or under defaults) is replaced by each select candidate ({tried}) and never "
+                                 "trained")
     return notes
+
+
+def _get_path(options: Any, path: str) -> Any:
+    for part in path.split("."):
+        options = options.get(part, _MISSING) if isinstance(options, dict) else _MISSING
+    return options
+
+
+def _replaced(path: str, written: Any, values: Any) -> list[tuple[str, Any, Any]]:
+    """``(path, written value, candidates)`` for each written value at ``path`` that no candidate trains."""
+    if not isinstance(values, list):  # an Optuna range {low, high, ...}
+        low, high = values.get("low"), values.get("high")
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (written, low, high))
+        inside = numbers and low <= written <= high
+        return [] if inside else [(path, written, f"{low} … {high}")]
+    if isinstance(written, dict) and values and all(isinstance(v, dict) for v in values):
+        named = sorted({k for v in values for k in v}, key=str)  # a partial block keeps what it does not name
+        return [out for k in named if k in written
+                for out in _replaced(f"{path}.{k}", written[k], [v[k] for v in values if k in v])]
+    return [] if written in values else [(path, written, values)]
 
 
 _MISSING = object()

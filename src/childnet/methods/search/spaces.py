@@ -99,10 +99,12 @@ class SpaceConfig(Config):
     @model_validator(mode="after")
     def _poison_named(self):
         # k copies of nothing would silently search the clean space (a sweep over k would train the same space
-        # again and again); k 0 or 1 (the default) is fine without poison
-        if not self.poison and self.poison_copies > 1:
-            raise ValueError(f"poison_copies {self.poison_copies} poisons the space, but poison names no poison "
-                             "set, so the space stays clean; give poison: [P6] (all) or some of P1 … P5")
+        # again and again); k 0 or 1 (the default) is fine without poison, and so is an explicit `poison: []`
+        # (a clean arm beside poisoned ones sharing one k)
+        if not self.poison and self.poison_copies > 1 and "poison" not in self.model_fields_set:
+            raise ValueError(f"poison_copies {self.poison_copies} poisons the space, but no poison set is given, "
+                             "so the space stays clean; give poison: [P6] (all) or some of P1 … P5 (or poison: [] "
+                             "for a clean space on purpose)")
         return self
 
     @field_validator("ops")
