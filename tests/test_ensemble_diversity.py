@@ -172,3 +172,21 @@ def test_diversity_out_never_overwrites_other_files_and_says_when_it_replaces_an
     child = next((tmp_path / "div").rglob("diversity.json"))
     child.unlink()  # ... even inside a child's folder, its figures written, its report not yet
     assert diversity_for_run(run_dir, out=tmp_path / "div")["children"] and child.is_file()
+
+
+def test_seeds_that_ensemble_different_architectures_are_summarised_over_the_layers_they_hold():
+    """In a pipeline, the stage before an ensemble picks its child per seed: seed 0 may ensemble an ENAS child
+    (layers stem, features), seed 1 a CNN (blocks.0, ...). The run summary raised KeyError 'stem'."""
+    from childnet.evaluate._diversity_io import summarise_by_method
+
+    def rep(cka: dict) -> dict:
+        return {"method": "pat", "ensemble_accuracy": 0.9, "disagreement_mean": 0.1, "kl_mean": 0.2,
+                "member_accuracy": [0.8, 0.9],
+                "cka": {layer: {"member_pairs_mean": v, "member_parent_mean": v / 2} for layer, v in cka.items()}}
+
+    out = summarise_by_method({"default/e.pat/seed0": rep({"stem": 0.9, "features": 0.4}),
+                               "default/e.pat/seed1": rep({"blocks.0": 0.8, "features": 0.6})})
+    cka = out["default/e.pat"]["cka"]
+    assert cka["features"] == {"member_pairs_mean": pytest.approx(0.5), "member_parent_mean": pytest.approx(0.25)}
+    assert cka["stem"] == {"member_pairs_mean": 0.9, "member_parent_mean": 0.45, "seeds": 1}
+    assert cka["blocks.0"]["seeds"] == 1

@@ -293,7 +293,8 @@ def diversity(
     by_method = {}
     for group, vals in summary.get("by_method", {}).items():
         flat = {k: v for k, v in vals.items() if isinstance(v, (int, float))}
-        flat.update({f"CKA {layer}": c.get("member_pairs_mean") for layer, c in vals.get("cka", {}).items()})
+        flat.update({f"CKA {layer}" + (f" ({c['seeds']} of {vals.get('seeds')} seeds)" if "seeds" in c else ""):
+                     c.get("member_pairs_mean") for layer, c in vals.get("cka", {}).items()})
         by_method[group] = flat
     keys = sorted({k for v in by_method.values() for k in v})
     table.add_column("measure", style="bold")

@@ -161,11 +161,17 @@ def summarise_by_method(reports: dict[str, dict]) -> dict:
             entry[key] = statistics.fmean(r[key] for r in reps)
         entry["member_accuracy_mean"] = statistics.fmean(statistics.fmean(r["member_accuracy"]) for r in reps)
         entry["cka"] = {}
-        for layer in reps[0]["cka"]:
-            cka = {"member_pairs_mean": statistics.fmean(r["cka"][layer]["member_pairs_mean"] for r in reps)}
-            parents = [r["cka"][layer]["member_parent_mean"] for r in reps if "member_parent_mean" in r["cka"][layer]]
+        # seeds of a pipeline may ensemble different architectures (the stage before picked per seed): the CKA
+        # means are over the seeds holding that layer, and say how many they are when not all do
+        layers = list(dict.fromkeys(layer for r in reps for layer in r["cka"]))
+        for layer in layers:
+            holding = [r["cka"][layer] for r in reps if layer in r["cka"]]
+            cka = {"member_pairs_mean": statistics.fmean(c["member_pairs_mean"] for c in holding)}
+            parents = [c["member_parent_mean"] for c in holding if "member_parent_mean" in c]
             if parents:
                 cka["member_parent_mean"] = statistics.fmean(parents)
+            if len(holding) < len(reps):
+                cka["seeds"] = len(holding)
             entry["cka"][layer] = cka
         out[group] = entry
     return out
