@@ -279,3 +279,23 @@ def test_not_a_run_folder_is_a_user_error(tmp_path):
         build_report(tmp_path)
     with pytest.raises(ChildnetError, match="not found"):
         summarize(tmp_path / "nope")
+
+
+def test_in_a_pipeline_the_family_baseline_is_taken_from_the_same_stage():
+    """``b.kd`` was compared with ``a.scratch`` — a child of another generation, started from elsewhere — when
+    the experiment named no baseline; its own stage's ``b.scratch`` is the fair pair."""
+    from childnet.report.summary import _compare_to_baseline, stage_labels
+
+    def entry(label, method):
+        return {"label": label, "method": method, "family": "inherit", "n_ok": 2, "_by_seed": {0: 0.5, 1: 0.6}}
+
+    exp = {"stages": [{"name": "a", "methods": [{"label": "a.scratch"}]},
+                      {"name": "b", "methods": [{"label": "b.kd"}, {"label": "b.scratch"}]},
+                      {"name": "c", "methods": [{"label": "c.kd"}]}]}
+    methods = {lab: entry(lab, lab.split(".")[1]) for lab in ("a.scratch", "b.kd", "b.scratch", "c.kd")}
+    _compare_to_baseline(methods, None, stage_labels(exp))
+    assert methods["b.kd"]["baseline"] == "b.scratch" and methods["c.kd"]["baseline"] is None
+    assert methods["a.scratch"]["is_baseline"] and methods["b.scratch"]["is_baseline"]
+    flat = {lab: entry(lab, m) for lab, m in (("kd", "kd"), ("scratch", "scratch"))}  # no pipeline: as before
+    _compare_to_baseline(flat, None, stage_labels({}))
+    assert flat["kd"]["baseline"] == "scratch"

@@ -116,7 +116,7 @@ def _how_to_read(summary: dict) -> list[Block]:
     against = (f"Δ is the mean over seeds of (method − {summary['baseline']}) on the same seed; " if summary["baseline"]
                else "Δ is the mean over seeds of (method − its baseline) on the same seed, the baseline being the one of "
                "its family (inherit: scratch, prune: oneshot, ensemble: independent, search: random_search, tune: "
-               "vanilla; the 'vs' column) since the experiment names none; ")
+               "vanilla; the 'vs' column; in a pipeline, of the same stage) since the experiment names none; ")
     text = (
         "The parent's row is its single trained network (no seeds). ★ marks the best mean of the primary metric "
         "within each family. Mean ± std over the seeds that finished (sample std, ddof=1). " + against +

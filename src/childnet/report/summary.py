@@ -137,28 +137,34 @@ def _family(method: str) -> str | None:
         return None
 
 
-def _baseline_for(entry: dict, methods: dict[str, dict], named: str | None) -> str | None:
-    """The experiment's baseline when it names one, else the family's baseline method if it ran here."""
+def _baseline_for(entry: dict, methods: dict[str, dict], named: str | None,
+                  stages: dict[str, str] | None = None) -> str | None:
+    """The experiment's baseline when it names one, else the family's baseline method if it ran here — in a
+    pipeline, in the same stage (a child of another generation starts from elsewhere: no fair pair)."""
     if named:
         return named
     want = FAMILY_BASELINES.get(entry.get("family") or "")
-    return next((label for label, e in methods.items() if e["method"] == want), None)
+    stage = (stages or {}).get(entry["label"])
+    return next((label for label, e in methods.items() if e["method"] == want
+                 and (stages or {}).get(label) == stage), None)
 
 
-def _compare_to_baseline(methods: dict[str, dict], baseline: str | None) -> str | None:
+def _compare_to_baseline(methods: dict[str, dict], baseline: str | None,
+                         stages: dict[str, str] | None = None) -> str | None:
     """Fill ``baseline``/``delta``/``p_value`` (and ``wilcoxon_p`` from 6 pairs) in place; return a note on gaps.
 
     Each method is compared with ``baseline`` when the experiment names one, else with the baseline of
-    its own family (:data:`FAMILY_BASELINES`) when that method is in the same setting.
+    its own family (:data:`FAMILY_BASELINES`) when that method is in the same setting (and, in a pipeline,
+    the same stage: ``stages`` maps a label to its stage).
     """
     notes = []
     if baseline is not None and baseline not in methods:
         notes.append(f"baseline '{baseline}' has no results in this setting: no Δ and no significance test")
     for label, entry in methods.items():
-        ref = _baseline_for(entry, methods, baseline)
+        ref = _baseline_for(entry, methods, baseline, stages)
         entry["baseline"] = ref
         entry["is_baseline"] = ref == label or (baseline is None and any(
-            _baseline_for(e, methods, None) == label for e in methods.values()))
+            _baseline_for(e, methods, None, stages) == label for e in methods.values()))
         entry.update(delta=None, n_pairs=0, p_value=None)
         base = methods.get(ref) if ref else None
         if base is None or ref == label:
@@ -353,6 +359,15 @@ def _parent_info(units: list[dict]) -> dict | None:
     return None
 
 
+def stage_labels(exp: dict) -> dict[str, str]:
+    """``{method label: stage name}`` of a pipeline's experiment (empty without ``stages``)."""
+    out = {}
+    for st in exp.get("stages") or []:
+        if isinstance(st, dict):
+            out.update({str(m.get("label")): str(st.get("name")) for m in st.get("methods") or [] if isinstance(m, dict)})
+    return out
+
+
 def summarize_run(run: RunFolder) -> dict[str, Any]:
     """:func:`summarize` on an already loaded :class:`RunFolder`."""
     exp = run.experiment
@@ -374,7 +389,7 @@ def summarize_run(run: RunFolder) -> dict[str, Any]:
             methods[label] = _method_entry(label, name, mine, metric, expected_seeds)
             methods[label]["family"] = _family(name)
             failures += [dict(f, setting=sid, label=label) for f in methods[label]["failures"]]
-        note = _compare_to_baseline(methods, baseline)
+        note = _compare_to_baseline(methods, baseline, stage_labels(exp))
         _mark_best(methods, higher)
         for entry in methods.values():
             del entry["_by_seed"]
