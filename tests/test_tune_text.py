@@ -88,6 +88,18 @@ def test_csv_without_text_or_label_column_is_a_clear_error(tmp_path):
         load_task({"name": "text-csv", "path": str(path)})
 
 
+def test_a_class_held_out_entirely_is_refused_as_in_arrays(tmp_path):
+    """One 'neutral' row among 40 landed in the test rows: the child trained on 2 classes, was scored on 3 and
+    its accuracy was capped without a word (``arrays`` refuses the same situation)."""
+    rows = [(f"good film {i}", "pos") for i in range(20)] + [(f"bad film {i}", "neg") for i in range(7)]
+    rows += [("meh", "neutral")] + [(f"bad film {i}", "neg") for i in range(7, 20)]
+    path = _write_csv(tmp_path / "rare.csv", rows, header=("text", "label"))
+    spec = {"name": "text-csv", "path": str(path), "max_length": 16}
+    with pytest.raises(DataError, match=r"labels \['neutral'\] occur only in the rows held out for validation/test"):
+        load_task(spec)  # (this file's split holds the row out)
+    assert load_task(dict(spec, num_classes=3)).num_classes == 3  # allowed when asked for
+
+
 def test_rotten_tomatoes_has_a_fixed_test_split_and_low_resource_subsets():
     small = load_task({"name": "rotten-tomatoes", "n_train": 300, "max_length": 32})
     other = load_task({"name": "rotten-tomatoes", "n_train": 300, "max_length": 32, "split_seed": 1})

@@ -100,6 +100,13 @@ def _text_task(name, spec, cfg: TextTaskConfig, texts, y, test_idx, num_classes,
     rest = np.setdiff1d(np.arange(len(y)), test_idx)
     tr, va = split_train_val(None, y[rest], cfg)
     tr, va = rest[tr], rest[va]
+    if getattr(cfg, "num_classes", None) is None:  # as `arrays`: a class the child never trains on caps its score
+        unseen = sorted(set(np.unique(y[np.concatenate([va, test_idx])]).tolist()) - set(np.unique(y[tr]).tolist()))
+        if unseen:
+            names = [meta["classes"][c] if c < len(meta.get("classes") or []) else c for c in unseen]
+            raise DataError(f"{meta.get('source', name)}: labels {names[:5]} occur only in the rows held out for "
+                            "validation/test, never in the training rows (too few examples of them); add examples, "
+                            "or set task.num_classes to allow classes absent from training")
     return Task(name, take(x_all, torch.as_tensor(tr)), y_all[tr], take(x_all, torch.as_tensor(va)), y_all[va],
                 take(x_all, torch.as_tensor(test_idx)), y_all[test_idx], num_classes, (), "text", spec, meta)
 
