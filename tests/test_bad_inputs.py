@@ -169,3 +169,15 @@ def test_child_load_refuses_absurd_architectures_before_allocating(tmp_path, arc
     folder = _card_folder(tmp_path, {**GOOD, "architecture": arch})
     with warnings.catch_warnings(), pytest.raises(ChildnetError, match=needle):
         Child.load(folder)
+
+
+def test_a_masks_file_is_checked_by_validate_not_after_training(tmp_path, run_cli):
+    """``oneshot``'s ``masks`` file: missing, not a safetensors file, or made for another network — validate said ok
+    and the unit failed after the parent had trained."""
+    (tmp_path / "table.csv").write_text("x,label\n1,0\n")
+    save_file({"blocks.0.0.weight": torch.ones(3, 1, 3, 3)}, str(tmp_path / "other.safetensors"))
+    for path, needle in ((tmp_path / "nothere.safetensors", "checkpoint not found"),
+                         (tmp_path / "table.csv", "is not a valid safetensors checkpoint"),
+                         (tmp_path / "other.safetensors", "do not match the model")):
+        raw = _exp(methods=["scratch", {"name": "oneshot", "masks": str(path), "tune": {"epochs": 1}}])
+        user_error(run_cli("validate", write(tmp_path, raw)), "methods[oneshot].masks: ", needle)

@@ -46,6 +46,17 @@ def _model_specs(mcfg) -> list[tuple[str, dict]]:
     return out
 
 
+def _mask_file(path: str, parent) -> None:
+    """A ``masks`` file exists, is a valid safetensors checkpoint and (from the parent) fits the parent's network;
+    a later pipeline stage's incoming child is not built here, so there only the file is checked."""
+    from .checkpoint import load_tensors
+    from .masks import check_masks
+
+    tensors = load_tensors(path)
+    if parent is not None:
+        check_masks(parent, tensors, path)
+
+
 def _parent_net(cfg: ExperimentConfig, ptask):
     from .checkpoint import load_state_checked, load_tensors
     from .models.base import build_model
@@ -190,6 +201,9 @@ def dry_run(cfg: ExperimentConfig, log: Callable[[str], None] = lambda s: None) 
                 check = _method_check(mspec.name)
                 if check is not None and parent is not None:  # a method's own check against the parent (lora, tp)
                     attempt(what, check, parent, task, config)
+                mask_file = getattr(config, "masks", None)  # oneshot's masks file: read it now, not after training
+                if isinstance(mask_file, str):
+                    attempt(f"{what}.masks", _mask_file, mask_file, None if mspec.label in later else parent)
                 structure = getattr(config, "structure", None)
                 if isinstance(structure, str) and structure != "weights" and parent is not None \
                         and mspec.label not in later:
