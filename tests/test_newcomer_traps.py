@@ -280,6 +280,7 @@ def test_childnet_plugins_brings_your_model_to_the_cli_and_its_workers(tmp_path,
     try:
         proc = run_cli("validate", "exp.yaml")
         assert proc.returncode == 2 and "unknown model 'plugin_wide'" in proc.stderr
+        assert "set CHILDNET_PLUGINS to its module or .py file" in " ".join(proc.stderr.split())  # the way out
         monkeypatch.setenv("CHILDNET_PLUGINS", "my_models.py")
         run_cli("validate", "exp.yaml", check=0)
         env = dict(os.environ, CHILDNET_PLUGINS="my_models.py", OMP_NUM_THREADS="1")

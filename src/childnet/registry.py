@@ -90,7 +90,13 @@ class Registry:
         close = ([lower[str(name).lower()]] if str(name).lower() in lower else
                  [lower[c] for c in difflib.get_close_matches(str(name).lower(), list(lower), n=1)])
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        return f"unknown {self.kind} '{name}'.{hint} Valid {self.kind}s: {', '.join(names)}"
+        import os
+
+        from .plugins import ENV
+
+        own = ("" if close or os.environ.get(ENV) else
+               f" (registered by your own code? set {ENV} to its module or .py file, as for the run)")
+        return f"unknown {self.kind} '{name}'.{hint} Valid {self.kind}s: {', '.join(names)}{own}"
 
     def names(self, family: str | None = None) -> list[str]:
         load_all()
