@@ -224,3 +224,27 @@ def test_a_stage_name_used_twice_is_one_problem_not_also_a_cycle():
     with pytest.raises(ConfigError) as err:
         parse_experiment({**BASE, "stages": [{"name": "a", "methods": ["scratch"]}, {"name": "a", "methods": ["kd"]}]})
     assert "used twice" in str(err.value) and "cycle" not in str(err.value)
+
+
+def test_a_method_that_cannot_take_an_ensemble_is_refused_after_an_ensemble_stage(tmp_path, run_cli):
+    """``validate`` said ok; at run time, after the parent and the ensemble stage had trained, vanilla, hkt and
+    snapshot each failed on the ensemble child (no ``head``; an ensemble of ensembles)."""
+    import yaml
+
+    exp = {"task": {"name": "digits"}, "parent": {"model": {"name": "cnn", "width": 8}, "train": {"epochs": 1}},
+           "stages": [{"name": "ens", "methods": [{"name": "pat", "members": 2, "tune": {"epochs": 1}}]},
+                      {"name": "after", "methods": [
+                          {"name": "vanilla", "train": {"epochs": 1}}, {"name": "hkt", "train": {"epochs": 1}},
+                          {"name": "snapshot", "members": 2}, {"name": "kd", "train": {"epochs": 1}},
+                          {"name": "hkt", "label": "hkt-root", "teacher": "root",
+                           "child": {"name": "cnn", "width": 4}, "train": {"epochs": 1}},
+                          {"name": "oneshot", "sparsity": 0.5, "tune": {"epochs": 1}}]}],
+           "seeds": 1}
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(exp))
+    proc = run_cli("validate", path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    err = " ".join(proc.stderr.split())
+    assert "3 problems" in err  # kd, oneshot and an hkt with its own child taught by the root take it
+    for i, name in ((0, "vanilla"), (1, "hkt"), (2, "snapshot")):
+        assert f"stages[after].methods[{i}]({name}): the child of stage ens is an ensemble" in err

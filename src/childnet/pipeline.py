@@ -109,6 +109,17 @@ def _produced_models(cfg: ExperimentConfig) -> dict[str, set]:
     return made
 
 
+def _takes_no_ensemble(method: str, family: str | None) -> str | None:
+    """Why ``method`` cannot derive from an ensemble child (None: it can — kd, scratch, the prune family)."""
+    if family == "tune":
+        return "tune methods replace the incoming network's classifier `head`, which an ensemble does not have"
+    if family == "ensemble":
+        return "an ensemble cannot be a member of an ensemble"
+    if method in ("hkt", "fitnets"):
+        return f"{method} reads the incoming network's own features and head, which an ensemble does not have"
+    return None
+
+
 def _first_layer(cfg: ExperimentConfig, model_name: str) -> str:
     """`` (its first layer 'x' is a Conv2d)`` for the root parent's network, to name it in a message; else ''."""
     if cfg.parent.model.get("name") != model_name:
@@ -143,6 +154,8 @@ def check_stages(cfg: ExperimentConfig) -> None:
         return
     from .models.base import shrinkable_models
 
+    from .registry import METHODS
+
     known = shrinkable_models()
     made = _produced_models(cfg)
     specs = {m.label: m for m in cfg.methods}
@@ -150,6 +163,13 @@ def check_stages(cfg: ExperimentConfig) -> None:
     for st in cfg.stages:
         for i, wired in enumerate(st.methods):
             spec = specs[wired.label]
+            why = _takes_no_ensemble(spec.name, METHODS.get(spec.name).family)
+            if why and wired.teacher == "root" and spec.options.get("child") and not wired.same_child:
+                why = None  # hkt/fitnets taught by the root parent into a child of their own: no ensemble involved
+            if made[st.source] == {"ensemble"} and why:  # every method of the source stage makes an ensemble
+                problems.append(f"stages[{st.name}].methods[{i}]({spec.name}): the child of stage {st.source} is an "
+                                f"ensemble, and {why}; put {spec.name} in a stage before the ensemble, or derive "
+                                f"from another stage (from: <stage>)")
             structure = spec.options.get("structure")
             if structure in (None, "weights"):
                 continue
