@@ -100,7 +100,8 @@ def _text_task(name, spec, cfg: TextTaskConfig, texts, y, test_idx, num_classes,
     rest = np.setdiff1d(np.arange(len(y)), test_idx)
     tr, va = split_train_val(None, y[rest], cfg)
     tr, va = rest[tr], rest[va]
-    if getattr(cfg, "num_classes", None) is None:  # as `arrays`: a class the child never trains on caps its score
+    if isinstance(cfg, TextCsvConfig) and cfg.num_classes is None:  # as `arrays`: a class never trained on caps
+        # the score (a bundled corpus has both classes; a tiny n_train of it is the user's explicit choice)
         unseen = sorted(set(np.unique(y[np.concatenate([va, test_idx])]).tolist()) - set(np.unique(y[tr]).tolist()))
         if unseen:
             names = [meta["classes"][c] if c < len(meta.get("classes") or []) else c for c in unseen]
